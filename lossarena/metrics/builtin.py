@@ -1,0 +1,3 @@
+"""Imports every built-in metric module; each registers its specs on import."""
+
+from . import basic  # noqa: F401

@@ -1,0 +1,98 @@
+"""``lossarena metrics score|list``.
+
+``score REF DIST``: both image files are read with :func:`lossarena.data.images.load_image` (8/16-bit,
+grey replicated to RGB, alpha composited over white). Argument order on the command line is
+reference first; internally every metric is called as ``metric(distorted, reference)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from ..errors import InputError
+
+
+def _score(args) -> int:
+    import torch
+
+    from ..data.images import load_image
+    from . import get_metric, list_metrics, weights_present
+
+    if args.metrics:
+        specs = [get_metric(m) for m in args.metrics]  # UnknownNameError -> exit 2 with a hint
+    else:
+        specs = [s for s in list_metrics() if weights_present(s)]
+    ref = load_image(args.ref)
+    dist = load_image(args.dist)
+    if ref.shape != dist.shape:
+        raise InputError(
+            f"{args.dist}: expected the size of {args.ref} ({ref.shape[-1]}x{ref.shape[-2]}), "
+            f"got {dist.shape[-1]}x{dist.shape[-2]}"
+        )
+    device = torch.device(args.device)
+    ref, dist = ref.to(device), dist.to(device)
+    out: dict[str, float] = {}
+    for spec in specs:
+        try:
+            with torch.no_grad():
+                v = spec.function(dist, ref)
+        except ValueError as e:  # e.g. image smaller than the metric's minimum size
+            raise InputError(f"{args.dist}: {e}") from None
+        out[spec.name] = float(v.reshape(-1)[0])
+    if args.json:
+        print(json.dumps({k: (v if math.isfinite(v) else None) for k, v in out.items()}))
+    else:
+        for spec in specs:
+            arrow = "lower is better" if spec.lower_better else "higher is better"
+            print(f"{spec.name:14s} {out[spec.name]:.6f}   ({arrow})")
+    return 0
+
+
+def _list(args) -> int:
+    from . import list_metrics, weights_present
+
+    rows = []
+    for s in list_metrics():
+        rows.append({
+            "name": s.name,
+            "direction": "lower" if s.lower_better else "higher",
+            "differentiable": s.differentiable,
+            "weights": ("present" if weights_present(s) else "missing") if s.needs_weights else "none needed",
+            "needs": ",".join(s.needs_weights),
+        })
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'name':14s} {'better':7s} {'differentiable':14s} weights")
+    for r in rows:
+        w = r["weights"] + (f" ({r['needs']})" if r["needs"] else "")
+        print(f"{r['name']:14s} {r['direction']:7s} {str(r['differentiable']).lower():14s} {w}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="lossarena metrics", description="full-reference image-quality metrics")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("score", help="score a distorted image against its reference")
+    s.add_argument("ref", help="reference image (PNG, BMP, JPEG; 8/16-bit; grey, RGB, RGBA)")
+    s.add_argument("dist", help="distorted image, same size")
+    s.add_argument("-m", "--metric", dest="metrics", action="append",
+                   help="metric name (repeatable); default: every metric whose weights are present")
+    s.add_argument("--json", action="store_true", help='print one JSON object {"<name>": <float>, ...}')
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_score)
+    li = sub.add_parser("list", help="name, direction, differentiable, weights present")
+    li.add_argument("--json", action="store_true")
+    li.set_defaults(func=_list)
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
