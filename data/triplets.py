@@ -1,0 +1,369 @@
+"""2AFC triplets: the canonical ``triplets.csv`` and loaders for public datasets and the study's votes.
+
+The canonical file has one row per triplet, columns ``reference,a,b,p_a``:
+
+* ``reference``, ``a``, ``b``: image paths relative to an images folder (``--images``);
+* ``p_a``: the fraction of human judgments that found ``a`` closer to (better than) the reference;
+  0 or 1 for a single vote, ½ for a tie.
+
+Loaders (each returns a :class:`pandas.DataFrame` with these columns and can write the CSV):
+
+* :func:`bapps_to_triplets` — BAPPS 2AFC folders ``ref/ p0/ p1/ judge/`` (``judge/*.npy`` holds the
+  fraction of humans who preferred ``p1``; so ``a = p0`` and ``p_a = 1 - judge``);
+* :func:`clic_to_triplets` — CLIC 2021/2022 perceptual track ``oracle.csv`` (no header, ``O,A,B,T``;
+  ``T = 0`` means ``A`` was preferred, so ``p_a = 1 - T``); every row is kept (repeated and
+  contradictory judgments included), as the CLIC scoring counts rows;
+* :func:`pieapp_to_triplets` — PieAPP ``labels/<split>/<ref>_pairwise_labels.csv`` (probability of
+  preference for ``A``);
+* :func:`votes_to_triplets` — the study's ``votes.csv`` plus the stimuli ``manifest.csv``: every
+  compared pair with its reference becomes one triplet, ``p_a`` = (wins of a + ½ ties) / votes.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lossarena.errors import InputError
+
+TRIPLET_COLUMNS = ("reference", "a", "b", "p_a")
+
+
+# ---------------------------------------------------------------------------------------------
+# canonical file
+
+
+def validate_triplets(df: pd.DataFrame, source: str = "triplets") -> pd.DataFrame:
+    """Check columns and values; return a clean copy (strings, float ``p_a``) with the 4 columns first."""
+    missing = [c for c in TRIPLET_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError(f"{source}: missing column(s) {', '.join(missing)}; expected {','.join(TRIPLET_COLUMNS)}")
+    if len(df) == 0:
+        raise InputError(f"{source}: no triplets")
+    out = df.copy()
+    for col in ("reference", "a", "b"):
+        vals = out[col]
+        bad = vals.isna() | (vals.astype(str).str.strip() == "")
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"{source}: line {i + 2}: field '{col}' is empty")
+        out[col] = vals.astype(str).str.strip()
+    p = pd.to_numeric(out["p_a"], errors="coerce")
+    bad = p.isna() | (p < 0) | (p > 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"{source}: line {i + 2}: field 'p_a' must be a number in [0, 1], "
+                         f"got {df['p_a'].iloc[i]!r}")
+    out["p_a"] = p.astype(float)
+    cols = list(TRIPLET_COLUMNS) + [c for c in out.columns if c not in TRIPLET_COLUMNS]
+    return out[cols].reset_index(drop=True)
+
+
+def read_triplets(path: str | Path) -> pd.DataFrame:
+    """Read and validate a canonical ``triplets.csv``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        df = pd.read_csv(path, dtype={"reference": str, "a": str, "b": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not a readable CSV ({e})") from None
+    return validate_triplets(df, str(path))
+
+
+def write_triplets(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write the canonical CSV (the four columns, ``p_a`` with enough digits to round-trip)."""
+    df = validate_triplets(df)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df[list(TRIPLET_COLUMNS)].to_csv(path, index=False, float_format="%.10g")
+    return path
+
+
+def _finish(rows: list[tuple[str, str, str, float]], out_csv, source: str) -> pd.DataFrame:
+    if not rows:
+        raise InputError(f"{source}: no triplets found")
+    df = validate_triplets(pd.DataFrame(rows, columns=list(TRIPLET_COLUMNS)), source)
+    if out_csv is not None:
+        write_triplets(df, out_csv)
+    return df
+
+
+def _rel(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+# ---------------------------------------------------------------------------------------------
+# BAPPS
+
+
+def _find_bapps_dirs(root: Path) -> list[Path]:
+    if (root / "judge").is_dir():
+        return [root]
+    found = sorted(p.parent for p in root.rglob("judge") if p.is_dir() and (p.parent / "ref").is_dir())
+    return found
+
+
+def bapps_to_triplets(root: str | Path, out_csv: str | Path | None = None, *,
+                      images_root: str | Path | None = None) -> pd.DataFrame:
+    """BAPPS 2AFC: ``root`` is one ``ref/p0/p1/judge`` folder or any folder above several of them.
+
+    ``judge/<id>.npy`` is the fraction of humans who judged ``p1`` closer to ``ref``; the triplet is
+    ``(ref/<id>.png, p0/<id>.png, p1/<id>.png, 1 - judge)``. Paths are relative to ``images_root``
+    (default ``root``).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder")
+    base = Path(images_root) if images_root is not None else root
+    dirs = _find_bapps_dirs(root)
+    if not dirs:
+        raise InputError(f"{root}: no BAPPS 2AFC folder (expected ref/, p0/, p1/, judge/ below it)")
+    rows = []
+    for d in dirs:
+        for sub in ("ref", "p0", "p1"):
+            if not (d / sub).is_dir():
+                raise InputError(f"{d}: missing folder {sub}/")
+        for j in sorted((d / "judge").glob("*.npy")):
+            stem = j.stem
+            try:
+                v = np.load(j)
+            except (ValueError, OSError) as e:
+                raise InputError(f"{j}: not a readable .npy file ({e})") from None
+            v = np.asarray(v, dtype=float).ravel()
+            if v.size != 1 or not (0.0 <= v[0] <= 1.0):
+                raise InputError(f"{j}: expected one fraction in [0, 1], got {v[:3]}")
+            paths = []
+            for sub in ("ref", "p0", "p1"):
+                cands = sorted((d / sub).glob(stem + ".*"))
+                if not cands:
+                    raise InputError(f"{d / sub}: no image for judgment {j.name}")
+                paths.append(_rel(cands[0], base))
+            rows.append((paths[0], paths[1], paths[2], 1.0 - float(v[0])))
+    return _finish(rows, out_csv, str(root))
+
+
+# ---------------------------------------------------------------------------------------------
+# CLIC
+
+
+def clic_to_triplets(oracle_csv: str | Path, out_csv: str | Path | None = None, *,
+                     prefix: str = "") -> pd.DataFrame:
+    """CLIC perceptual-track ``oracle.csv`` (no header ``O,A,B,T``; ``T = 0``: A preferred).
+
+    One triplet per row with ``p_a = 1 - T``; ``prefix`` is prepended to the file names (e.g. the
+    sub-folder that holds the PNGs relative to ``--images``).
+    """
+    oracle_csv = Path(oracle_csv)
+    if not oracle_csv.is_file():
+        raise InputError(f"{oracle_csv}: no such file")
+    rows = []
+    with open(oracle_csv, newline="") as f:
+        for i, rec in enumerate(csv.reader(f), start=1):
+            if not rec or all(not c.strip() for c in rec):
+                continue
+            if len(rec) != 4:
+                raise InputError(f"{oracle_csv}: line {i}: expected 4 fields O,A,B,T, got {len(rec)}")
+            o, a, b, t = (c.strip() for c in rec)
+            if t not in ("0", "1"):
+                if i == 1 and not t.isdigit():
+                    continue  # tolerate a header line
+                raise InputError(f"{oracle_csv}: line {i}: field T must be 0 or 1, got {t!r}")
+            pre = prefix.rstrip("/") + "/" if prefix else ""
+            rows.append((pre + o, pre + a, pre + b, 1.0 - float(t)))
+    return _finish(rows, out_csv, str(oracle_csv))
+
+
+# ---------------------------------------------------------------------------------------------
+# PieAPP
+
+
+def _pick(cols: dict[str, str], *needles: str, exclude: tuple[str, ...] = ()) -> str | None:
+    for norm, orig in cols.items():
+        if all(n in norm for n in needles) and not any(x in norm for x in exclude):
+            return orig
+    return None
+
+
+def pieapp_to_triplets(root: str | Path, split: str = "test", out_csv: str | Path | None = None) -> pd.DataFrame:
+    """PieAPP: ``root/labels/<split>/*_pairwise_labels.csv`` with the images in
+    ``reference_images/<split>/`` and ``distorted_images/<split>/<ref stem>/``.
+
+    The label column is the processed probability of preference for A when present (train/val),
+    else the (raw) probability of preference for A (test). A reference used as an alternative
+    (PieAPP's test set does that) is resolved to ``reference_images``.
+    """
+    root = Path(root)
+    lab_dir = root / "labels" / split
+    files = sorted(lab_dir.glob("*_pairwise_labels.csv"))
+    if not files:
+        raise InputError(f"{lab_dir}: no *_pairwise_labels.csv files (is {root} the PieAPP dataset folder?)")
+    rows = []
+    for f in files:
+        try:
+            df = pd.read_csv(f, dtype=str, skipinitialspace=True)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise InputError(f"{f}: not a readable CSV ({e})") from None
+        cols = {c.strip().lower(): c for c in df.columns}
+        c_ref = _pick(cols, "ref")
+        c_a = _pick(cols, "image a")
+        c_b = _pick(cols, "image b")
+        c_p = (_pick(cols, "processed", "for a") or _pick(cols, "preference for a", exclude=("raw",))
+               or _pick(cols, "for a"))
+        if not all((c_ref, c_a, c_b, c_p)):
+            raise InputError(f"{f}: expected columns 'ref. image', 'distorted image A', 'distorted image B' "
+                             f"and a probability of preference for A; got {list(df.columns)}")
+        for i, r in enumerate(df.itertuples(index=False), start=2):
+            rec = dict(zip(df.columns, r))
+            ref = str(rec[c_ref]).strip()
+            stem = Path(ref).stem
+            try:
+                p = float(rec[c_p])
+            except (TypeError, ValueError):
+                raise InputError(f"{f}: line {i}: field '{c_p.strip()}' is not a number") from None
+            if not (0.0 <= p <= 1.0) or math.isnan(p):
+                raise InputError(f"{f}: line {i}: probability {p} outside [0, 1]")
+
+            def img(name: str, stem=stem, ref=ref) -> str:
+                name = name.strip()
+                if name == ref or "ref" in Path(name).stem.lower():
+                    return f"reference_images/{split}/{name}"
+                return f"distorted_images/{split}/{stem}/{name}"
+
+            rows.append((f"reference_images/{split}/{ref}", img(str(rec[c_a])), img(str(rec[c_b])), p))
+    return _finish(rows, out_csv, str(lab_dir))
+
+
+# ---------------------------------------------------------------------------------------------
+# the study's own votes
+
+
+def _key_num(v) -> str:
+    """Canonical text for a bitrate group: '0.15' == '0.150' == 0.15; '' for missing."""
+    if v is None:
+        return ""
+    s = str(v).strip()
+    if s == "" or s.lower() == "nan":
+        return ""
+    try:
+        return repr(round(float(s), 9))
+    except ValueError:
+        return s
+
+
+def votes_to_triplets(votes_csv: str | Path, manifest_csv: str | Path, out_csv: str | Path | None = None, *,
+                      images_root: str | Path | None = None, include_reference_pairs: bool = False
+                      ) -> pd.DataFrame:
+    """The study's votes as triplets: one per (content, group, unordered condition pair).
+
+    ``votes.csv``: ``participant,content,condition_a,condition_b,winner[,group,...]`` (``winner`` is a
+    condition name or ``tie``; ``group`` is the target bitrate). ``manifest.csv``:
+    ``content,condition,target_bpp,bpp,path`` with the original as condition ``reference``; its
+    ``path`` is relative to the manifest's folder (or absolute). The stimulus of a vote is looked up
+    by ``(content, condition, target_bpp == group)``, or by ``(content, condition)`` when there is
+    no group. ``p_a`` = (votes for a + ½ ties) / votes, with ``a`` the alphabetically first
+    condition. Pairs in which one side is the reference itself are left out unless
+    ``include_reference_pairs``. Output paths are relative to ``images_root`` (default: the
+    manifest's folder).
+    """
+    votes_csv, manifest_csv = Path(votes_csv), Path(manifest_csv)
+    for p in (votes_csv, manifest_csv):
+        if not p.is_file():
+            raise InputError(f"{p}: no such file")
+    base = Path(images_root) if images_root is not None else manifest_csv.parent
+    try:
+        man = pd.read_csv(manifest_csv, dtype=str, keep_default_na=False)
+        votes = pd.read_csv(votes_csv, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise InputError(f"{manifest_csv} / {votes_csv}: not a readable CSV ({e})") from None
+    for name, df, need in ((manifest_csv, man, ("content", "condition", "path")),
+                           (votes_csv, votes, ("content", "condition_a", "condition_b", "winner"))):
+        miss = [c for c in need if c not in df.columns]
+        if miss:
+            raise InputError(f"{name}: missing column(s) {', '.join(miss)}")
+
+    # (content, condition, group) -> path ; (content, condition) -> set of paths
+    by_group: dict[tuple[str, str, str], str] = {}
+    by_cond: dict[tuple[str, str], set[str]] = defaultdict(set)
+    has_tb = "target_bpp" in man.columns
+    for i, r in enumerate(man.itertuples(index=False), start=2):
+        rec = dict(zip(man.columns, r))
+        content, cond, path = rec["content"].strip(), rec["condition"].strip(), rec["path"].strip()
+        if not content or not cond or not path:
+            raise InputError(f"{manifest_csv}: line {i}: empty content, condition or path")
+        full = Path(path) if Path(path).is_absolute() else manifest_csv.parent / path
+        rel = _rel(full, base)
+        g = _key_num(rec["target_bpp"]) if has_tb else ""
+        by_group[(content, cond, g)] = rel
+        by_cond[(content, cond)].add(rel)
+
+    def lookup(content: str, cond: str, group: str, line: int) -> str:
+        if group and (content, cond, group) in by_group:
+            return by_group[(content, cond, group)]
+        paths = by_cond.get((content, cond))
+        if not paths:
+            raise InputError(f"{votes_csv}: line {line}: no stimulus for content '{content}', condition "
+                             f"'{cond}' in {manifest_csv}")
+        if len(paths) > 1:
+            raise InputError(f"{votes_csv}: line {line}: content '{content}', condition '{cond}' has "
+                             f"{len(paths)} stimuli in {manifest_csv} and the vote names no matching group")
+        return next(iter(paths))
+
+    # aggregate: key (content, group, cond_lo, cond_hi) -> [wins_lo, wins_hi, ties]
+    agg: dict[tuple[str, str, str, str], list[float]] = {}
+    has_group = "group" in votes.columns
+    skipped_ref = 0
+    for i, r in enumerate(votes.itertuples(index=False), start=2):
+        rec = dict(zip(votes.columns, r))
+        content = rec["content"].strip()
+        ca, cb, w = rec["condition_a"].strip(), rec["condition_b"].strip(), rec["winner"].strip()
+        if not content or not ca or not cb:
+            raise InputError(f"{votes_csv}: line {i}: empty content or condition")
+        if ca == cb:
+            raise InputError(f"{votes_csv}: line {i}: condition_a and condition_b are both '{ca}'")
+        if w not in (ca, cb) and w.lower() != "tie":
+            raise InputError(f"{votes_csv}: line {i}: field 'winner' is {w!r}, expected '{ca}', '{cb}' or 'tie'")
+        if "reference" in (ca, cb) and not include_reference_pairs:
+            skipped_ref += 1
+            continue
+        group = _key_num(rec["group"]) if has_group else ""
+        lo, hi = sorted((ca, cb))
+        key = (content, group, lo, hi)
+        if key not in agg:
+            # resolve the stimuli now so that errors name the first line using them
+            agg[key] = [0.0, 0.0, 0.0, float(i)]
+            for c in (lo, hi):
+                lookup(content, c, group, i)
+            lookup(content, "reference", group, i)
+        if w.lower() == "tie":
+            agg[key][2] += 1
+        elif w == lo:
+            agg[key][0] += 1
+        else:
+            agg[key][1] += 1
+    rows = []
+    for (content, group, lo, hi), (w_lo, w_hi, ties, line) in agg.items():
+        n = w_lo + w_hi + ties
+        line = int(line)
+        rows.append((lookup(content, "reference", group, line), lookup(content, lo, group, line),
+                     lookup(content, hi, group, line), (w_lo + 0.5 * ties) / n))
+    if skipped_ref:
+        import sys
+
+        print(f"votes_to_triplets: left out {skipped_ref} vote(s) comparing a stimulus with the reference itself",
+              file=sys.stderr)
+    return _finish(rows, out_csv, str(votes_csv))
+
+
+LOADERS = {
+    "bapps": "BAPPS 2AFC folder(s) ref/ p0/ p1/ judge/",
+    "clic": "CLIC 2021/2022 perceptual oracle.csv (O,A,B,T; T=0: A preferred)",
+    "pieapp": "PieAPP dataset folder (labels/<split>/*_pairwise_labels.csv)",
+    "votes": "the study's votes.csv + stimuli manifest.csv",
+}
