@@ -1,0 +1,1 @@
+"""Thin Streamlit pages over :mod:`lossarena.study_app.core` (routed by ``app.py``)."""

@@ -1,0 +1,147 @@
+"""``lossarena study``: build, serve, simulate, export, verify-code, synth-stimuli."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+from lossarena.errors import InputError
+
+
+def _crop(s: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)[xX×](\d+)", s.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 800x640, got {s!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="lossarena study", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    b = sub.add_parser("build", help="build a study folder from a stimuli folder (manifest.csv)")
+    b.add_argument("stimuli")
+    b.add_argument("--out", required=True, help="study folder to create")
+    b.add_argument("--crop", type=_crop, default=(800, 640), help="crop size WxH (default 800x640)")
+    b.add_argument("--sessions", type=int, default=3)
+    b.add_argument("--sampler", default="adjacent", help="adjacent (default), full, active")
+    b.add_argument("--trials", type=int, default=40, help="sampler pairs per participant (0 = until exhausted)")
+    b.add_argument("--traps", type=int, default=2, help="trap pairs per participant")
+    b.add_argument("--practice", type=int, default=3, help="training pairs")
+    b.add_argument("--include-reference", action="store_true", help="also compare against the original")
+    b.add_argument("--study-id")
+    b.add_argument("--allow-anonymous", action="store_true", help="generate ids for links without one")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--force", action="store_true", help="rebuild an existing study (new secrets)")
+
+    s = sub.add_parser("serve", help="run the participant app (Streamlit)")
+    s.add_argument("study")
+    s.add_argument("--db", help="sqlite:///FILE (default STUDY/votes.sqlite) or postgresql://USER@HOST:PORT/DB")
+    s.add_argument("--port", type=int, default=8501)
+    s.add_argument("--address", default="127.0.0.1")
+    s.add_argument("--print-command", action="store_true", help="print the streamlit command and exit")
+
+    m = sub.add_parser("simulate", help="synthetic participants through the app's core code path")
+    m.add_argument("study")
+    m.add_argument("--db")
+    m.add_argument("--participants", type=int, required=True)
+    m.add_argument("--concurrency", type=int, default=4)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--random-fraction", type=float, default=0.1, help="share of random responders")
+    m.add_argument("--think-ms", type=float, default=0.0, help="mean think time per pair (exponential)")
+    m.add_argument("--ack-log", help="append 'participant,seq,status,winner' per committed vote")
+    m.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    e = sub.add_parser("export", help="votes to the canonical CSV")
+    e.add_argument("study")
+    e.add_argument("--db")
+    e.add_argument("--out", required=True)
+    e.add_argument("--include-traps", action="store_true")
+
+    v = sub.add_parser("verify-code", help="check a participant's completion code")
+    v.add_argument("study")
+    v.add_argument("--worker", required=True)
+    v.add_argument("--code", required=True)
+    v.add_argument("--db", help="also check that the participant finished (in this store)")
+
+    y = sub.add_parser("synth-stimuli", help="a small synthetic stimuli folder (JPEG/WebP, rate-matched)")
+    y.add_argument("out")
+    y.add_argument("--contents", type=int, default=3)
+    y.add_argument("--bpp", type=float, nargs="+", default=[0.4, 1.0])
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cmd == "build":
+        from .core.build import build_study
+
+        cfg = build_study(args.stimuli, args.out, crop=args.crop, sessions=args.sessions, sampler=args.sampler,
+                          trials_per_participant=args.trials, traps_per_participant=args.traps,
+                          n_practice=args.practice, include_reference=args.include_reference,
+                          study_id=args.study_id, seed=args.seed, force=args.force,
+                          allow_anonymous=args.allow_anonymous)
+        n_cond = sorted({len(g.conditions) for g in cfg.groups})
+        print(f"study {cfg.study_id}: {len(cfg.groups)} groups (content x target bpp), "
+              f"{'/'.join(map(str, n_cond))} conditions each, {len(cfg.sessions)} sessions, "
+              f"{len(cfg.practice)} practice pairs, {len(cfg.traps)} trap images, sampler {cfg.sampler}")
+        print(f"config: {cfg.dir / 'study.yaml'} (admin secret and completion-code secret inside; keep it private)")
+        return 0
+    if args.cmd == "serve":
+        from .serve import serve, serve_command_string
+
+        if args.print_command:
+            print(serve_command_string(args.study, args.db, args.port))
+            return 0
+        print(f"serving on http://{args.address}:{args.port}/?workerId=YOUR_ID (admin: /admin)", file=sys.stderr)
+        return serve(args.study, args.db, args.port, args.address)
+    if args.cmd == "simulate":
+        from .core.simulate import simulate
+
+        if args.participants < 1 or args.concurrency < 1:
+            raise InputError("--participants and --concurrency must be at least 1")
+        res = simulate(args.study, args.db, args.participants, args.concurrency, args.seed,
+                       args.random_fraction, args.think_ms / 1000.0, args.ack_log)
+        summ = res.summary()
+        if args.json:
+            print(json.dumps(summ))
+        else:
+            for k, val in summ.items():
+                print(f"{k:24s} {val}")
+        for err in res.errors[:5]:
+            print(f"error: {err}", file=sys.stderr)
+        return 1 if res.errors else 0
+    if args.cmd == "export":
+        from .core.export import export_votes
+
+        p = export_votes(args.study, args.db, args.out, args.include_traps)
+        n = sum(1 for _ in open(p)) - 1
+        print(f"{n} votes -> {p}")
+        return 0
+    if args.cmd == "verify-code":
+        from .core.config import load_config
+        from .core.security import validate_worker_id, verify_completion_code
+
+        cfg = load_config(args.study)
+        wid = validate_worker_id(args.worker)
+        ok = verify_completion_code(cfg.study_secret, cfg.study_id, wid, args.code)
+        if ok and args.db is not None:
+            from .core.store import open_store
+
+            st = open_store(args.db or cfg.default_db_url())
+            p = st.get_participant(cfg.study_id, wid)
+            st.dispose()
+            if p is None or p["stage"] != "done":
+                print(f"code matches, but participant {wid} has not finished in this store")
+                return 1
+        print(f"{'valid' if ok else 'INVALID'}: completion code for {wid} in study {cfg.study_id}")
+        return 0 if ok else 1
+    if args.cmd == "synth-stimuli":
+        from .core.stimuli import make_synthetic_stimuli
+
+        p = make_synthetic_stimuli(args.out, contents=args.contents, target_bpps=args.bpp)
+        print(f"stimuli -> {p}")
+        return 0
+    return 2

@@ -1,0 +1,91 @@
+"""What the admin page shows: progress per content × group × condition, the participants, live
+outlier flags. Computed from the store; pages only render the tables.
+
+Outlier flags: the analysis package's :func:`lossarena.analysis.outliers.score_outliers`
+(circular triads / zeta and the Thurstone likelihood score; run without leave-one-out for speed)
+when it can be imported, plus this app's own screening: a participant who failed more than
+``max_trap_failures`` trap pairs (chose the heavily degraded image) is flagged.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pandas as pd
+
+from .export import vote_rows
+from .session import TRAP_A, StudyRuntime
+
+try:
+    from lossarena.analysis.outliers import score_outliers as _score_outliers
+except Exception:  # pragma: no cover - analysis absent
+    _score_outliers = None
+
+HAVE_ANALYSIS_OUTLIERS = _score_outliers is not None
+
+
+def progress_table(rt: StudyRuntime) -> pd.DataFrame:
+    tallies = rt.store.group_tallies(rt.study_id)
+    comp: dict[tuple, float] = defaultdict(float)
+    wins: dict[tuple, float] = defaultdict(float)
+    for content, grp, ca, cb, winner, n in tallies:
+        for c in (ca, cb):
+            comp[(content, grp, c)] += n
+        if winner in (ca, cb):
+            wins[(content, grp, winner)] += n
+        else:
+            wins[(content, grp, ca)] += n / 2
+            wins[(content, grp, cb)] += n / 2
+    rows = []
+    for g in rt.cfg.groups:
+        for c in g.conditions:
+            k = (g.content, g.group, c)
+            rows.append({"content": g.content, "group": g.group, "condition": c, "comparisons": int(comp[k]),
+                         "wins": wins[k], "win_rate": round(wins[k] / comp[k], 3) if comp[k] else None})
+    return pd.DataFrame(rows)
+
+
+def participants_table(rt: StudyRuntime, max_trap_failures: int = 0) -> pd.DataFrame:
+    parts = rt.store.list_participants(rt.study_id)
+    all_votes = rt.store.all_votes(rt.study_id, kind=None)
+    n_trials: dict[str, int] = defaultdict(int)
+    trap_fail: dict[str, int] = defaultdict(int)
+    trap_n: dict[str, int] = defaultdict(int)
+    for v in all_votes:
+        if v["kind"] == "trap":
+            trap_n[v["participant"]] += 1
+            trap_fail[v["participant"]] += v["winner"] != TRAP_A
+        else:
+            n_trials[v["participant"]] += 1
+    rows = []
+    for p in parts:
+        pid = p["participant"]
+        disp = p.get("display") or {}
+        rows.append({
+            "participant": pid, "session": p["session_no"] + 1, "stage": p["stage"], "trials": n_trials[pid],
+            "traps_failed": f"{trap_fail[pid]}/{trap_n[pid]}", "training_correct": p["training_correct"],
+            "display": f"{disp.get('physical_w', '?')}x{disp.get('physical_h', '?')}, {disp.get('diagonal_in', '?')} in"
+            if disp else "",
+            "trap_flag": trap_fail[pid] > max_trap_failures,
+        })
+    df = pd.DataFrame(rows, columns=["participant", "session", "stage", "trials", "traps_failed",
+                                     "training_correct", "display", "trap_flag"])
+    flags = outlier_flags(rt)
+    if flags is not None and len(df):
+        df = df.merge(flags, on="participant", how="left")
+        df["is_outlier"] = df["is_outlier"].fillna(False).astype(bool) | df["trap_flag"]
+    else:
+        df["is_outlier"] = df["trap_flag"]
+    return df
+
+
+def outlier_flags(rt: StudyRuntime) -> pd.DataFrame | None:
+    """Per participant: circular_triads, zeta, likelihood_score, is_outlier (None without analysis or votes)."""
+    if _score_outliers is None:
+        return None
+    rows = vote_rows(rt.store, rt.study_id)
+    if len({r["participant"] for r in rows}) < 3:
+        return None
+    df = pd.DataFrame(rows)
+    out = _score_outliers(df, loo=False, prior="ridge", progress=False)
+    return out[["participant", "circular_triads", "zeta", "likelihood_score", "is_outlier"]]

@@ -1,0 +1,231 @@
+"""``lossarena study build``: from a stimuli folder to a study folder.
+
+Layout written::
+
+    STUDY/study.yaml               config (groups, sessions, sampler, secrets, requirements)
+    STUDY/crops.csv                the crop window chosen for each content
+    STUDY/stimuli/cNN/reference.png, STUDY/stimuli/cNN/gMM/<condition>.png
+    STUDY/traps/cNN.png            heavy degradation of the reference crop (screening)
+    STUDY/practice/pNN_{better,worse}.png   training pairs with obvious differences
+
+Crops: one window per content, the same for every condition of that content, of size
+``min(crop, image)``; placed where the reference has the most detail (largest summed gradient
+magnitude on a grid of candidate windows). Two crops plus a gap must fit side by side on a
+1920×1080 screen (:func:`fits_side_by_side`).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import secrets
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+from tqdm import tqdm
+
+from lossarena.errors import InputError
+
+from .config import CONFIG_NAME, Group, PracticePair, Requirements, StudyConfig
+from .manifest import REFERENCE, read_manifest
+
+# horizontal: page margins + gap between the images; vertical: browser chrome, title, buttons
+LAYOUT_MARGIN_X = 160
+LAYOUT_GAP_X = 32
+LAYOUT_CHROME_Y = 380
+
+
+def fits_side_by_side(crop: tuple[int, int], screen: tuple[int, int] = (1920, 1080)) -> bool:
+    w, h = crop
+    return 2 * w + LAYOUT_GAP_X + LAYOUT_MARGIN_X <= screen[0] and h + LAYOUT_CHROME_Y <= screen[1]
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("._") or "x"
+
+
+def choose_window(img: np.ndarray, size: tuple[int, int], steps: int = 8) -> tuple[int, int]:
+    """Top-left (x, y) of the ``size`` = (w, h) window with the largest gradient energy."""
+    h, w = img.shape[:2]
+    cw, ch = size
+    if cw >= w and ch >= h:
+        return 0, 0
+    g = img.astype(np.float64).mean(axis=2)
+    gy, gx = np.gradient(g)
+    e = np.hypot(gx, gy)
+    ii = np.pad(e.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    xs = np.unique(np.linspace(0, w - cw, steps).round().astype(int))
+    ys = np.unique(np.linspace(0, h - ch, steps).round().astype(int))
+    best, best_xy = -1.0, (int(xs[len(xs) // 2]), int(ys[len(ys) // 2]))
+    for y in ys:
+        for x in xs:
+            s = ii[y + ch, x + cw] - ii[y, x + cw] - ii[y + ch, x] + ii[y, x]
+            if s > best + 1e-9:
+                best, best_xy = s, (int(x), int(y))
+    return best_xy
+
+
+def _open_rgb(p: Path) -> np.ndarray:
+    try:
+        with Image.open(p) as im:
+            return np.asarray(im.convert("RGB"))
+    except OSError as e:
+        raise InputError(f"{p}: cannot read image ({e})") from None
+
+
+def heavy_degradation(img: Image.Image, kind: str = "trap") -> Image.Image:
+    """An unmistakably worse version: blur + very low-quality JPEG (trap), or one of the practice kinds."""
+    import io
+
+    if kind == "noise":
+        a = np.asarray(img).astype(np.float64)
+        rng = np.random.default_rng(0)
+        return Image.fromarray(np.clip(a + rng.normal(0, 40, a.shape), 0, 255).astype(np.uint8))
+    if kind == "blur":
+        return img.filter(ImageFilter.GaussianBlur(4))
+    buf = io.BytesIO()
+    img.filter(ImageFilter.GaussianBlur(1.5)).save(buf, "JPEG", quality=4, subsampling=2)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def build_study(
+    stimuli_dir: str | Path,
+    out_dir: str | Path,
+    crop: tuple[int, int] = (800, 640),
+    sessions: int = 3,
+    sampler: str = "adjacent",
+    trials_per_participant: int = 40,
+    traps_per_participant: int = 2,
+    n_practice: int = 3,
+    include_reference: bool = False,
+    study_id: str | None = None,
+    seed: int = 0,
+    force: bool = False,
+    allow_anonymous: bool = False,
+    progress: bool = True,
+) -> StudyConfig:
+    """Build a study folder from ``stimuli_dir/manifest.csv``; returns the saved config."""
+    from .samplers import SAMPLERS
+
+    SAMPLERS.canonical(sampler)  # unknown names fail early with a did-you-mean
+    crop = (int(crop[0]), int(crop[1]))
+    if crop[0] < 16 or crop[1] < 16:
+        raise InputError(f"--crop {crop[0]}x{crop[1]}: too small (at least 16x16)")
+    if not fits_side_by_side(crop):
+        raise InputError(
+            f"--crop {crop[0]}x{crop[1]}: two crops do not fit side by side at 1920x1080 "
+            f"(need 2*W+{LAYOUT_GAP_X + LAYOUT_MARGIN_X} <= 1920 and H+{LAYOUT_CHROME_Y} <= 1080)"
+        )
+    out = Path(out_dir)
+    if (out / CONFIG_NAME).exists() and not force:
+        raise InputError(f"{out / CONFIG_NAME}: a study already exists here (use --force to rebuild; "
+                         "this issues new secrets and invalidates earlier completion codes)")
+    rows = read_manifest(stimuli_dir)
+    by_content: dict[str, list] = defaultdict(list)
+    for r in rows:
+        by_content[r.content].append(r)
+
+    out.mkdir(parents=True, exist_ok=True)
+    groups: list[Group] = []
+    references: dict[str, str] = {}
+    traps: dict[str, str] = {}
+    practice: list[PracticePair] = []
+    windows = []
+    kinds = ["trap", "blur", "noise"]
+    for ci, (content, crows) in enumerate(tqdm(sorted(by_content.items()), desc="crops", disable=not progress)):
+        refs = [r for r in crows if r.condition == REFERENCE]
+        others = [r for r in crows if r.condition != REFERENCE]
+        if not others:
+            raise InputError(f"manifest line {crows[0].line}: content {content!r} has no compressed conditions")
+        anchor = refs[0] if refs else max(others, key=lambda r: r.bpp or 0.0)
+        ref_img = _open_rgb(anchor.path)
+        h, w = ref_img.shape[:2]
+        size = (min(crop[0], w), min(crop[1], h))
+        x, y = choose_window(ref_img, size)
+        windows.append((content, x, y, size[0], size[1]))
+        cdir = out / "stimuli" / f"c{ci:02d}"
+        cdir.mkdir(parents=True, exist_ok=True)
+
+        def crop_of(arr: np.ndarray, r, _x=x, _y=y, _size=size, _shape=(h, w)) -> Image.Image:
+            if arr.shape[:2] != _shape:
+                raise InputError(f"manifest line {r.line}: {r.path} is {arr.shape[1]}x{arr.shape[0]}, "
+                                 f"the reference of {r.content!r} is {_shape[1]}x{_shape[0]}")
+            return Image.fromarray(arr[_y : _y + _size[1], _x : _x + _size[0]])
+
+        ref_crop = crop_of(ref_img, anchor)
+        ref_rel = f"stimuli/c{ci:02d}/reference.png"
+        ref_crop.save(out / ref_rel)
+        references[content] = ref_rel
+        trap_rel = f"traps/c{ci:02d}.png"
+        (out / "traps").mkdir(exist_ok=True)
+        heavy_degradation(ref_crop, "trap").save(out / trap_rel)
+        traps[content] = trap_rel
+        by_group: dict[str, list] = defaultdict(list)
+        for r in others:
+            by_group[r.target_bpp].append(r)
+        for gi, (tb, grows) in enumerate(sorted(by_group.items(), key=lambda kv: float(kv[0]))):
+            conds: dict[str, str] = {}
+            gdir = cdir / f"g{gi:02d}"
+            gdir.mkdir(exist_ok=True)
+            used: set[str] = set()
+            for r in sorted(grows, key=lambda r: r.condition):
+                fn = _slug(r.condition)
+                while fn in used:
+                    fn += "_"
+                used.add(fn)
+                rel = f"stimuli/c{ci:02d}/g{gi:02d}/{fn}.png"
+                crop_of(_open_rgb(r.path), r).save(out / rel)
+                conds[r.condition] = rel
+            if include_reference:
+                conds[REFERENCE] = ref_rel
+            if len(conds) < 2:
+                raise InputError(f"manifest line {grows[0].line}: content {content!r} at target_bpp {tb} "
+                                 "has fewer than two conditions to compare")
+            groups.append(Group(content=content, group=tb, conditions=conds))
+        if len(practice) < n_practice:
+            i = len(practice)
+            (out / "practice").mkdir(exist_ok=True)
+            b, wr = f"practice/p{i:02d}_better.png", f"practice/p{i:02d}_worse.png"
+            ref_crop.save(out / b)
+            heavy_degradation(ref_crop, kinds[i % len(kinds)]).save(out / wr)
+            practice.append(PracticePair(better=b, worse=wr, content=content))
+    # practice pairs from the first contents again when there are fewer contents than pairs
+    while len(practice) < n_practice and practice:
+        i = len(practice)
+        src = practice[i % len(by_content)]
+        b, wr = f"practice/p{i:02d}_better.png", f"practice/p{i:02d}_worse.png"
+        img = Image.open(out / src.better).convert("RGB")
+        img.save(out / b)
+        heavy_degradation(img, kinds[i % len(kinds)]).save(out / wr)
+        practice.append(PracticePair(better=b, worse=wr, content=src.content))
+
+    order = sorted(range(len(groups)), key=lambda i: (float(groups[i].group), groups[i].content))
+    n_sessions = max(1, min(int(sessions), len(groups)))
+    session_lists = [list(map(int, s)) for s in np.array_split(np.array(order), n_sessions)]
+    with open(out / "crops.csv", "w", newline="") as f:
+        wcsv = csv.writer(f)
+        wcsv.writerow(["content", "x", "y", "width", "height"])
+        wcsv.writerows(windows)
+    sid = _slug(study_id or out.resolve().name)[:64]
+    cfg = StudyConfig(
+        study_id=sid,
+        secret=secrets.token_urlsafe(32),
+        admin_secret=secrets.token_urlsafe(16),
+        groups=groups,
+        references=references,
+        traps=traps,
+        practice=practice,
+        sessions=session_lists,
+        crop=crop,
+        sampler=sampler,
+        trials_per_participant=int(trials_per_participant),
+        traps_per_participant=int(traps_per_participant),
+        seed=int(seed),
+        allow_anonymous=bool(allow_anonymous),
+        requirements=Requirements(),
+        dir=out.resolve(),
+    )
+    cfg.save(out)
+    return cfg

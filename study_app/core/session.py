@@ -1,0 +1,270 @@
+"""The participant flow, independent of Streamlit: consent -> display -> training -> trials -> done.
+
+:class:`StudyRuntime` is what every page and the simulator call. All progress lives in the store
+(stage, training index, issued pairs, votes), so a reload, a reconnect, a second tab or a second app
+replica resumes at the same place: the open (unanswered) pair is shown again, never a new one.
+
+Trials: up to ``trials_per_participant`` sampler pairs plus ``traps_per_participant`` trap pairs
+(reference vs a heavy degradation) at positions drawn per participant. Left/right is randomised per
+pair from a seed derived from (study seed, participant, pair number), so replicas agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lossarena.errors import InputError
+
+from .config import StudyConfig, load_config
+from .display import DisplayCheck, DisplayMeasurement, evaluate_display
+from .samplers import GroupState, get_sampler, pair_key
+from .security import completion_code, safe_stimulus_path, validate_worker_id
+from .store import SqlStore, VoteResult, open_store
+
+TRAP_A, TRAP_B = "reference", "trap"
+
+
+def derived_rng(*parts) -> np.random.Generator:
+    h = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return np.random.default_rng(int.from_bytes(h[:8], "little"))
+
+
+@dataclass
+class Trial:
+    seq: int
+    kind: str  # trial | trap
+    content: str
+    group: str
+    left: str  # condition names
+    right: str
+    left_path: str  # relative to the study folder
+    right_path: str
+    issued_at: float
+
+
+@dataclass
+class PracticeItem:
+    index: int
+    total: int
+    left_path: str
+    right_path: str
+    correct_side: str  # left | right
+    hint: str
+
+
+class StudyRuntime:
+    def __init__(self, cfg: StudyConfig, store: SqlStore):
+        self.cfg = cfg
+        self.store = store
+        self.sampler = get_sampler(cfg.sampler, refresh_s=cfg.estimate_refresh_s)
+        self.study_id = cfg.study_id
+        self._groups = cfg.group_index()
+
+    @classmethod
+    def open(cls, study_dir: str | Path, db_url: str | None = None, **store_kw) -> StudyRuntime:
+        cfg = load_config(study_dir)
+        return cls(cfg, open_store(db_url or cfg.default_db_url(), **store_kw))
+
+    # ---- participants
+    def join(self, worker_id: str, platform: str | None = None, meta: dict | None = None) -> dict:
+        """The participant's row, created on first visit (least-filled session)."""
+        pid = validate_worker_id(worker_id)
+        p = self.store.get_participant(self.study_id, pid)
+        if p is not None:
+            return p
+        counts = self.store.session_counts(self.study_id)
+        n = len(self.cfg.sessions)
+        session_no = min(range(n), key=lambda s: (counts.get(s, 0), s))
+        return self.store.create_participant(self.study_id, pid, session_no, platform, meta)
+
+    def participant(self, pid: str) -> dict:
+        p = self.store.get_participant(self.study_id, validate_worker_id(pid))
+        if p is None:
+            raise InputError(f"participant {pid}: unknown in study {self.study_id}")
+        return p
+
+    def stage(self, pid: str) -> str:
+        return self.participant(pid)["stage"]
+
+    def consent(self, pid: str) -> None:
+        self.store.advance_stage(self.study_id, pid, "consent", "display")
+
+    def decline(self, pid: str) -> None:
+        self.store.advance_stage(self.study_id, pid, "consent", "refused", refusal="declined the consent form")
+
+    def submit_display(self, pid: str, measurement: dict) -> DisplayCheck:
+        m = DisplayMeasurement.from_dict(measurement)
+        check = evaluate_display(m, self.cfg.requirements)
+        record = {**m.as_dict(), **check.as_dict()}
+        if check.ok:
+            self.store.advance_stage(self.study_id, pid, "display", "training", display=record)
+        else:
+            self.store.advance_stage(self.study_id, pid, "display", "refused", display=record,
+                                     refusal="; ".join(check.reasons))
+        return check
+
+    # ---- training
+    def practice_item(self, pid: str) -> PracticeItem | None:
+        p = self.participant(pid)
+        i = int(p["training_index"])
+        items = self.cfg.practice
+        if p["stage"] != "training" or i >= len(items):
+            return None
+        q = items[i]
+        better_left = bool(derived_rng(self.cfg.seed, pid, "practice", i).random() < 0.5)
+        left, right = (q.better, q.worse) if better_left else (q.worse, q.better)
+        return PracticeItem(i, len(items), left, right, "left" if better_left else "right", q.hint)
+
+    def answer_practice(self, pid: str, index: int, side: str) -> bool:
+        """Record the answer to practice pair ``index``; returns whether it was right. After the last
+        pair the participant moves on to the trials."""
+        item = self.practice_item(pid)
+        if item is None or item.index != index:  # already answered (reload / double click)
+            q = self.cfg.practice[index] if 0 <= index < len(self.cfg.practice) else None
+            if q is None:
+                raise InputError(f"practice pair {index}: no such pair")
+            better_left = bool(derived_rng(self.cfg.seed, pid, "practice", index).random() < 0.5)
+            return side == ("left" if better_left else "right")
+        correct = side == item.correct_side
+        self.store.record_training(self.study_id, pid, index, correct)
+        if index + 1 >= item.total:
+            self.store.advance_stage(self.study_id, pid, "training", "trials")
+        return correct
+
+    def finish_training_if_empty(self, pid: str) -> None:
+        if not self.cfg.practice:
+            self.store.advance_stage(self.study_id, pid, "training", "trials")
+
+    # ---- trials
+    def trap_positions(self, pid: str) -> set[int]:
+        t, k = self.cfg.trials_per_participant, self.cfg.traps_per_participant
+        if k <= 0:
+            return set()
+        total = t + k if t > 0 else 10 * (k + 1)
+        rng = derived_rng(self.cfg.seed, pid, "traps")
+        lo = min(2, total - k)
+        return set(map(int, rng.choice(np.arange(lo, total), size=min(k, total - lo), replace=False)))
+
+    def _trial_from_row(self, a: dict) -> Trial:
+        if a["kind"] == "trap":
+            paths = {TRAP_A: self.cfg.references[a["content"]], TRAP_B: self.cfg.traps[a["content"]]}
+        else:
+            paths = self._groups[(a["content"], a["grp"])].conditions
+        return Trial(a["seq"], a["kind"], a["content"], a["grp"], a["cond_left"], a["cond_right"],
+                     paths[a["cond_left"]], paths[a["cond_right"]], a["issued_at"])
+
+    def group_states(self, pid: str, history: list[dict]) -> list[GroupState]:
+        p = self.participant(pid)
+        groups = self.cfg.session_groups(p["session_no"])
+        tallies = self.store.group_tallies(self.study_id, sorted({g.content for g in groups}))
+        index = {}
+        states = []
+        for g in groups:
+            conds = list(g.conditions)
+            st = GroupState(g.content, g.group, conds, np.zeros((len(conds), len(conds))))
+            index[g.key] = (st, {c: i for i, c in enumerate(conds)})
+            states.append(st)
+        for content, grp, ca, cb, winner, n in tallies:
+            if (content, grp) not in index:
+                continue
+            st, pos = index[(content, grp)]
+            if ca not in pos or cb not in pos:
+                continue
+            i, j = pos[ca], pos[cb]
+            if winner == ca:
+                st.wins[i, j] += n
+            elif winner == cb:
+                st.wins[j, i] += n
+            else:
+                st.wins[i, j] += n / 2
+                st.wins[j, i] += n / 2
+        for a in history:
+            if a["kind"] == "trial" and (a["content"], a["grp"]) in index:
+                st = index[(a["content"], a["grp"])][0]
+                st.seen.add(a["pair_key"])
+                st.participant_trials += 1
+        return states
+
+    def current_pair(self, pid: str) -> Trial | None:
+        """The pair to show now: the open one if any, else a newly issued one; None when the
+        participant has finished (then the stage becomes ``done``)."""
+        pid = validate_worker_id(pid)
+        for _ in range(20):
+            p = self.participant(pid)
+            if p["stage"] != "trials":
+                return None
+            a = self.store.open_assignment(self.study_id, pid)
+            if a is not None:
+                return self._trial_from_row(a)
+            history = self.store.participant_assignments(self.study_id, pid)
+            seq = (max(h["seq"] for h in history) + 1) if history else 0
+            row = self._next_row(pid, seq, history)
+            if row is None:
+                self.store.advance_stage(self.study_id, pid, "trials", "done", completed_at=time.time())
+                return None
+            if self.store.create_assignment(row):
+                return self._trial_from_row(row)
+            # lost a race with another tab/replica: re-read
+        raise RuntimeError(f"participant {pid}: could not issue a pair (contention)")
+
+    def _next_row(self, pid: str, seq: int, history: list[dict]) -> dict | None:
+        cfg = self.cfg
+        n_trials = sum(h["kind"] == "trial" for h in history)
+        traps_done = {h["content"] for h in history if h["kind"] == "trap"}
+        p = self.participant(pid)
+        contents = sorted({g.content for g in cfg.session_groups(p["session_no"])})
+        trap_left = [c for c in contents if c not in traps_done and c in cfg.traps]
+        n_traps_left = min(cfg.traps_per_participant - len(traps_done), len(trap_left))
+        rng = derived_rng(cfg.seed, pid, seq)
+        want_trap = n_traps_left > 0 and seq in self.trap_positions(pid)
+        choice = None
+        if not want_trap:
+            if cfg.trials_per_participant <= 0 or n_trials < cfg.trials_per_participant:
+                choice = self.sampler.choose(self.group_states(pid, history), rng)
+            if choice is None:
+                want_trap = n_traps_left > 0
+                if not want_trap:
+                    return None
+        if want_trap:
+            content = trap_left[int(rng.integers(len(trap_left)))]
+            kind, grp, a, b = "trap", "", TRAP_A, TRAP_B
+        else:
+            kind, content, grp, a, b = "trial", choice.content, choice.group, choice.a, choice.b
+        if rng.random() < 0.5:
+            a, b = b, a
+        return dict(study_id=self.study_id, participant=pid, seq=seq, kind=kind, content=content, grp=grp,
+                    cond_left=a, cond_right=b, pair_key=pair_key(a, b), issued_at=time.time())
+
+    def vote(self, pid: str, seq: int, side: str, response_time_ms: int | None = None) -> VoteResult:
+        """Commit the answer to pair ``seq``; returns after the commit (before the next pair)."""
+        pid = validate_worker_id(pid)
+        if response_time_ms is None:
+            rows = [h for h in self.store.participant_assignments(self.study_id, pid) if h["seq"] == seq]
+            if rows:
+                response_time_ms = int(round((time.time() - rows[0]["issued_at"]) * 1000))
+        if side == "tie" and not self.cfg.allow_tie:
+            raise InputError("this study does not allow ties")
+        return self.store.record_vote(self.study_id, pid, int(seq), side, response_time_ms)
+
+    def progress(self, pid: str) -> tuple[int, int]:
+        """(answered, planned) pairs for the progress bar."""
+        n = len(self.store.participant_votes(self.study_id, pid))
+        t, k = self.cfg.trials_per_participant, self.cfg.traps_per_participant
+        if t <= 0:
+            p = self.participant(pid)
+            t = sum(len(g.conditions) - 1 for g in self.cfg.session_groups(p["session_no"]))
+        return n, max(n, t + k)
+
+    def completion_code(self, pid: str) -> str:
+        p = self.participant(pid)
+        if p["stage"] != "done":
+            raise InputError(f"participant {pid} has not finished the study")
+        return completion_code(self.cfg.study_secret, self.study_id, pid)
+
+    def stimulus_file(self, rel: str) -> Path:
+        return safe_stimulus_path(self.cfg.dir, rel)

@@ -1,0 +1,41 @@
+"""The researcher's page (``/admin``), behind the admin secret: progress, participants, outlier
+flags, export. Participants never reach it without the secret."""
+
+import streamlit as st
+from lossarena.study_app import state as K
+from lossarena.study_app import ui
+from lossarena.study_app.core import admin
+from lossarena.study_app.core.export import vote_rows, votes_csv_text
+from lossarena.study_app.core.security import check_secret
+
+rt = ui.runtime()
+st.title("Study admin")
+if not st.session_state.get(K.ADMIN_OK):
+    secret = st.text_input("Admin secret", type="password", key=K.ADMIN_SECRET)
+    if st.button("Log in", key=K.ADMIN_LOGIN):
+        if check_secret(secret, rt.cfg.admin_key):
+            st.session_state[K.ADMIN_OK] = True
+            st.rerun()
+        else:
+            st.error("Wrong secret.")
+    st.stop()
+
+st.caption(f"Study {rt.study_id} · sampler {rt.cfg.sampler} · store {rt.store.url.split(':', 1)[0]}")
+parts = admin.participants_table(rt)
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Participants", len(parts))
+c2.metric("Completed", int((parts["stage"] == "done").sum()) if len(parts) else 0)
+c3.metric("Votes", rt.store.count_votes(rt.study_id))
+c4.metric("Flagged", int(parts["is_outlier"].sum()) if len(parts) else 0)
+st.subheader("Progress per content and condition")
+st.dataframe(admin.progress_table(rt), hide_index=True, use_container_width=True)
+st.subheader("Participants")
+if not admin.HAVE_ANALYSIS_OUTLIERS:
+    st.caption("Outlier scores need lossarena.analysis; only trap failures are flagged.")
+st.dataframe(parts, hide_index=True, use_container_width=True)
+st.subheader("Export")
+st.download_button("Download votes.csv", votes_csv_text(vote_rows(rt.store, rt.study_id)),
+                   file_name=f"{rt.study_id}-votes.csv", mime="text/csv")
+if st.button("Log out"):
+    st.session_state[K.ADMIN_OK] = False
+    st.rerun()
