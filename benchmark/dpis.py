@@ -192,6 +192,21 @@ class Backbones(_Frozen):
         return {"t_img": t_img, "s_img": s_img, "t_grad": t_grad, "s_grad": s_grad,
                 "m_img": m_img, "m_grad": m_grad}
 
+    def stats_triplet(self, a: torch.Tensor, b: torch.Tensor, ref: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``stats(cat([a, b]), cat([ref, ref]))`` with the reference's features computed once."""
+        x = torch.cat([a, b])
+        gx, gr = gradient_map(x), gradient_map(ref)
+
+        def twice(fs):
+            return [torch.cat([f, f]) for f in fs]
+
+        t_img, s_img = _dists_terms(self.vgg(x), twice(self.vgg(ref)))
+        t_grad, s_grad = _dists_terms(self.vgg(gx), twice(self.vgg(gr)))
+        m_img = _lpips_terms(self.alex(x), twice(self.alex(ref)))
+        m_grad = _lpips_terms(self.alex(gx), twice(self.alex(gr)))
+        return {"t_img": t_img, "s_img": s_img, "t_grad": t_grad, "s_grad": s_grad,
+                "m_img": m_img, "m_grad": m_grad}
+
 
 # ---------------------------------------------------------------------------------------------
 # learnable parts
@@ -412,6 +427,7 @@ class TrainConfig:
     patch: int = PATCH
     seed: int = 0
     max_triplets: int | None = None
+    cache_stats: int = 4096  # triplets whose whole-image features are kept between epochs
 
 
 def _random_crops(ref, a, b, crop: int, gen: torch.Generator):
@@ -419,7 +435,7 @@ def _random_crops(ref, a, b, crop: int, gen: torch.Generator):
     ch, cw = min(crop, h), min(crop, w)
     i = int(torch.randint(0, h - ch + 1, (1,), generator=gen))
     j = int(torch.randint(0, w - cw + 1, (1,), generator=gen))
-    return (t[..., i:i + ch, j:j + cw] for t in (ref, a, b))
+    return tuple(t[..., i:i + ch, j:j + cw] for t in (ref, a, b)) + ((ch, cw) == (h, w),)
 
 
 def train_dpis(triplets, images_dir, out, config: TrainConfig | None = None, *, progress: bool = True,
@@ -444,6 +460,10 @@ def train_dpis(triplets, images_dir, out, config: TrainConfig | None = None, *, 
     params = list(head.parameters()) + list(judge.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
     cache: dict[str, torch.Tensor] = {}
+    stat_cache: dict[int, tuple[dict, dict]] = {}
+
+    def whole(c) -> bool:  # the crop is the whole image: its features are the same every epoch
+        return bool(c[3])
 
     def img(rel: str) -> torch.Tensor:
         if rel not in cache:
@@ -465,16 +485,27 @@ def train_dpis(triplets, images_dir, out, config: TrainConfig | None = None, *, 
             idx = order[s:s + cfg.batch_size]
             crops = [_random_crops(img(df["reference"].iat[i]), img(df["a"].iat[i]), img(df["b"].iat[i]),
                                    cfg.crop, gen) for i in idx]
-            crops = [tuple(c) for c in crops]
             shapes = {c[0].shape for c in crops}
             groups = [[k for k, c in enumerate(crops) if c[0].shape == sh] for sh in shapes]
             for g in groups:
-                ref = torch.cat([crops[k][0] for k in g])
-                a = torch.cat([crops[k][1] for k in g])
-                b = torch.cat([crops[k][2] for k in g])
                 p = p_all[[idx[k] for k in g]]
-                with torch.no_grad():  # backbones are frozen: features need no graph
-                    st = net.stats(torch.cat([a, b]), torch.cat([ref, ref]))
+                need = [k for k in g if idx[k] not in stat_cache]
+                if need:
+                    ref = torch.cat([crops[k][0] for k in need])
+                    a = torch.cat([crops[k][1] for k in need])
+                    b = torch.cat([crops[k][2] for k in need])
+                    with torch.no_grad():  # backbones are frozen: features need no graph
+                        st_new = net.backbones.stats_triplet(a, b, ref)
+                    m = len(need)
+                    fresh = {k: ({n_: v[j] for n_, v in st_new.items()}, {n_: v[m + j] for n_, v in st_new.items()})
+                             for j, k in enumerate(need)}
+                    for k in need:
+                        if whole(crops[k]) and len(stat_cache) < cfg.cache_stats:
+                            stat_cache[idx[k]] = fresh[k]
+                else:
+                    fresh = {}
+                rows = [fresh[k] if k in fresh else stat_cache[idx[k]] for k in g]
+                st = {n_: torch.stack([r[0][n_] for r in rows] + [r[1][n_] for r in rows]) for n_ in rows[0][0]}
                 d = head(st)
                 d_a, d_b = d[: len(g)], d[len(g):]
                 logit = judge(d_a, d_b)
@@ -482,7 +513,7 @@ def train_dpis(triplets, images_dir, out, config: TrainConfig | None = None, *, 
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                losses.append(float(loss) * len(g))
+                losses.append(loss.item() * len(g))
                 pref = torch.where(d_a < d_b, 1.0, torch.where(d_a > d_b, 0.0, 0.5))
                 lab = torch.where(p > 0.5, 1.0, torch.where(p < 0.5, 0.0, 0.5))
                 correct += float((pref * lab + (1 - pref) * (1 - lab)).sum())

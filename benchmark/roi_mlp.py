@@ -294,7 +294,7 @@ def fit_mlp(feats: torch.Tensor, p_a: torch.Tensor, n_in: int, cfg: RoiMlpConfig
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot += float(loss) * len(i)
+            tot += loss.item() * len(i)
         with torch.no_grad():
             pa = model.prob_a(x)
             pref = (pa > 0.5).float() + 0.5 * (pa == 0.5).float()
