@@ -42,7 +42,7 @@ from .votes import encode_votes, ensure_votes
 
 CRITERIA = ("either", "both", "zeta", "likelihood")
 OUTLIER_COLUMNS = ["participant", "circular_triads", "zeta", "likelihood_score", "is_outlier"]
-DEFAULT_ZETA_THRESHOLD = 0.5
+DEFAULT_ZETA_THRESHOLD = 0.25
 DEFAULT_LIKELIHOOD_THRESHOLD = 1.5
 
 

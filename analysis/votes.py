@@ -104,14 +104,14 @@ def validate_votes(df: pd.DataFrame, source: str = "<votes>") -> pd.DataFrame:
     return out
 
 
-@dataclass
+@dataclass(eq=False)
 class DuplicateReport:
     """Votes that repeat a (participant, content, group, unordered pair)."""
 
     n_votes: int
     n_duplicate_votes: int  # votes beyond the first of their key
     n_keys: int  # keys that occur more than once
-    examples: pd.DataFrame  # up to 10 keys with their counts
+    examples: list  # up to 10 keys (dicts) with their vote counts
 
     def __str__(self) -> str:
         if not self.n_duplicate_votes:
@@ -147,7 +147,7 @@ def find_duplicates(df: pd.DataFrame) -> DuplicateReport:
         n_votes=len(df),
         n_duplicate_votes=int((multi - 1).sum()),
         n_keys=len(multi),
-        examples=ex.head(10),
+        examples=ex.head(10).to_dict("records"),
     )
 
 
