@@ -156,11 +156,11 @@ def build_study(
 
         ref_crop = crop_of(ref_img, anchor)
         ref_rel = f"stimuli/c{ci:02d}/reference.png"
-        ref_crop.save(out / ref_rel)
+        ref_crop.save(out / ref_rel, compress_level=1)
         references[content] = ref_rel
         trap_rel = f"traps/c{ci:02d}.png"
         (out / "traps").mkdir(exist_ok=True)
-        heavy_degradation(ref_crop, "trap").save(out / trap_rel)
+        heavy_degradation(ref_crop, "trap").save(out / trap_rel, compress_level=1)
         traps[content] = trap_rel
         by_group: dict[str, list] = defaultdict(list)
         for r in others:
@@ -176,7 +176,7 @@ def build_study(
                     fn += "_"
                 used.add(fn)
                 rel = f"stimuli/c{ci:02d}/g{gi:02d}/{fn}.png"
-                crop_of(_open_rgb(r.path), r).save(out / rel)
+                crop_of(_open_rgb(r.path), r).save(out / rel, compress_level=1)
                 conds[r.condition] = rel
             if include_reference:
                 conds[REFERENCE] = ref_rel
@@ -188,8 +188,8 @@ def build_study(
             i = len(practice)
             (out / "practice").mkdir(exist_ok=True)
             b, wr = f"practice/p{i:02d}_better.png", f"practice/p{i:02d}_worse.png"
-            ref_crop.save(out / b)
-            heavy_degradation(ref_crop, kinds[i % len(kinds)]).save(out / wr)
+            ref_crop.save(out / b, compress_level=1)
+            heavy_degradation(ref_crop, kinds[i % len(kinds)]).save(out / wr, compress_level=1)
             practice.append(PracticePair(better=b, worse=wr, content=content))
     # practice pairs from the first contents again when there are fewer contents than pairs
     while len(practice) < n_practice and practice:
@@ -197,8 +197,8 @@ def build_study(
         src = practice[i % len(by_content)]
         b, wr = f"practice/p{i:02d}_better.png", f"practice/p{i:02d}_worse.png"
         img = Image.open(out / src.better).convert("RGB")
-        img.save(out / b)
-        heavy_degradation(img, kinds[i % len(kinds)]).save(out / wr)
+        img.save(out / b, compress_level=1)
+        heavy_degradation(img, kinds[i % len(kinds)]).save(out / wr, compress_level=1)
         practice.append(PracticePair(better=b, worse=wr, content=src.content))
 
     order = sorted(range(len(groups)), key=lambda i: (float(groups[i].group), groups[i].content))

@@ -158,8 +158,8 @@ class StudyRuntime:
         return Trial(a["seq"], a["kind"], a["content"], a["grp"], a["cond_left"], a["cond_right"],
                      paths[a["cond_left"]], paths[a["cond_right"]], a["issued_at"])
 
-    def group_states(self, pid: str, history: list[dict]) -> list[GroupState]:
-        p = self.participant(pid)
+    def group_states(self, pid: str, history: list[dict], p: dict | None = None) -> list[GroupState]:
+        p = p or self.participant(pid)
         groups = self.cfg.session_groups(p["session_no"])
         tallies = self.store.group_tallies(self.study_id, sorted({g.content for g in groups}))
         index = {}
@@ -203,7 +203,7 @@ class StudyRuntime:
                 return self._trial_from_row(a)
             history = self.store.participant_assignments(self.study_id, pid)
             seq = (max(h["seq"] for h in history) + 1) if history else 0
-            row = self._next_row(pid, seq, history)
+            row = self._next_row(pid, seq, history, p)
             if row is None:
                 self.store.advance_stage(self.study_id, pid, "trials", "done", completed_at=time.time())
                 return None
@@ -212,11 +212,10 @@ class StudyRuntime:
             # lost a race with another tab/replica: re-read
         raise RuntimeError(f"participant {pid}: could not issue a pair (contention)")
 
-    def _next_row(self, pid: str, seq: int, history: list[dict]) -> dict | None:
+    def _next_row(self, pid: str, seq: int, history: list[dict], p: dict) -> dict | None:
         cfg = self.cfg
         n_trials = sum(h["kind"] == "trial" for h in history)
         traps_done = {h["content"] for h in history if h["kind"] == "trap"}
-        p = self.participant(pid)
         contents = sorted({g.content for g in cfg.session_groups(p["session_no"])})
         trap_left = [c for c in contents if c not in traps_done and c in cfg.traps]
         n_traps_left = min(cfg.traps_per_participant - len(traps_done), len(trap_left))
@@ -225,7 +224,7 @@ class StudyRuntime:
         choice = None
         if not want_trap:
             if cfg.trials_per_participant <= 0 or n_trials < cfg.trials_per_participant:
-                choice = self.sampler.choose(self.group_states(pid, history), rng)
+                choice = self.sampler.choose(self.group_states(pid, history, p), rng)
             if choice is None:
                 want_trap = n_traps_left > 0
                 if not want_trap:

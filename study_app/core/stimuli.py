@@ -84,7 +84,7 @@ def make_synthetic_stimuli(
         img = Image.fromarray(a)
         ref = out / name / "reference.png"
         ref.parent.mkdir(parents=True, exist_ok=True)
-        img.save(ref)
+        img.save(ref, compress_level=1)
         rows.append(dict(content=name, condition="reference", target_bpp="", bpp="", path=f"{name}/reference.png"))
         for tb in target_bpps:
             for cond in conditions:
@@ -92,6 +92,6 @@ def make_synthetic_stimuli(
                 dec = Image.open(io.BytesIO(data)).convert("RGB")
                 rel = f"{name}/{tb:g}/{cond}.png"
                 (out / rel).parent.mkdir(parents=True, exist_ok=True)
-                dec.save(out / rel)
+                dec.save(out / rel, compress_level=1)
                 rows.append(dict(content=name, condition=cond, target_bpp=f"{tb:g}", bpp=f"{bpp:.4f}", path=rel))
     return write_manifest(rows, out / "manifest.csv")

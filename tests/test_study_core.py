@@ -1,0 +1,343 @@
+"""Study app core without Streamlit: manifest, build, security, display check, store, flow, export, CLI."""
+
+from __future__ import annotations
+
+import csv
+import threading
+
+import numpy as np
+import pytest
+import study_fixtures
+import yaml
+from lossarena.study_app.cli import main as study_main
+from lossarena.study_app.core.build import choose_window, fits_side_by_side
+from lossarena.study_app.core.config import load_config
+from lossarena.study_app.core.display import CARD_WIDTH_MM, DisplayMeasurement, evaluate_display
+from lossarena.study_app.core.export import COLUMNS, export_votes
+from lossarena.study_app.core.manifest import read_manifest
+from lossarena.study_app.core.security import (
+    completion_code,
+    safe_stimulus_path,
+    validate_worker_id,
+    verify_completion_code,
+    worker_id_from_query,
+)
+from lossarena.study_app.core.session import StudyRuntime
+from lossarena.study_app.core.simulate import GOOD_DISPLAY, run_participant, simulate, true_scores
+from lossarena.study_app.core.store import normalise_url, open_store
+from PIL import Image
+
+from lossarena.errors import InputError, UnknownNameError
+
+stimuli_dir = study_fixtures.stimuli_dir
+make_study = study_fixtures.make_study
+
+
+def _runtime(cfg, tmp_path, name="v.sqlite"):
+    return StudyRuntime(cfg, open_store(f"sqlite:///{tmp_path / name}"))
+
+
+def _to_trials(rt, pid):
+    rt.join(pid)
+    rt.consent(pid)
+    rt.submit_display(pid, GOOD_DISPLAY)
+    while (item := rt.practice_item(pid)) is not None:
+        rt.answer_practice(pid, item.index, item.correct_side)
+
+
+# ---------------------------------------------------------------- manifest and build
+def test_manifest_errors_name_file_line_field(tmp_path, stimuli_dir):
+    rows = (stimuli_dir / "manifest.csv").read_text().splitlines()
+    bad = tmp_path / "m1"
+    bad.mkdir()
+    (bad / "manifest.csv").write_text("content,condition,bpp,path\n")
+    with pytest.raises(InputError, match="missing column.*target_bpp"):
+        read_manifest(bad)
+    bad2 = tmp_path / "m2"
+    bad2.mkdir()
+    lines = [rows[0], rows[1].replace("reference", "")]
+    (bad2 / "manifest.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"line 2: field 'condition' is empty"):
+        read_manifest(bad2)
+    bad3 = tmp_path / "m3"
+    bad3.mkdir()
+    (bad3 / "manifest.csv").write_text(rows[0] + "\nx,jpeg,0.5,abc,nofile.png\n")
+    with pytest.raises(InputError, match=r"line 2: field 'bpp'"):
+        read_manifest(bad3)
+
+
+def test_build_crops_same_window_fit_and_layout(make_study, stimuli_dir):
+    cfg = make_study(sessions=2, n_practice=3)
+    d = cfg.dir
+    assert fits_side_by_side(cfg.crop) and fits_side_by_side((800, 640)) and not fits_side_by_side((1000, 640))
+    windows = {r["content"]: r for r in csv.DictReader(open(d / "crops.csv"))}
+    rows = read_manifest(stimuli_dir)
+    ref_by_content = {r.content: np.asarray(Image.open(r.path).convert("RGB")) for r in rows if r.condition == "reference"}
+    for g in cfg.groups:
+        w = windows[g.content]
+        x, y, cw, ch = int(w["x"]), int(w["y"]), int(w["width"]), int(w["height"])
+        assert (cw, ch) == (min(320, ref_by_content[g.content].shape[1]), min(256, ref_by_content[g.content].shape[0]))
+        for cond, rel in g.conditions.items():
+            crop = np.asarray(Image.open(d / rel))
+            src = next(r for r in rows if r.content == g.content and r.condition == cond and r.target_bpp == g.group)
+            full = np.asarray(Image.open(src.path).convert("RGB"))
+            np.testing.assert_array_equal(crop, full[y : y + ch, x : x + cw])  # same window, lossless
+    # traps are much worse than the reference; practice pairs are obviously different
+    for content, rel in cfg.traps.items():
+        ref = np.asarray(Image.open(d / cfg.references[content])).astype(float)
+        trap = np.asarray(Image.open(d / rel)).astype(float)
+        assert np.mean((ref - trap) ** 2) > 50
+    assert len(cfg.practice) == 3
+    for q in cfg.practice:
+        a, b = (np.asarray(Image.open(d / p)).astype(float) for p in (q.better, q.worse))
+        assert np.mean((a - b) ** 2) > 50
+    # sessions partition the groups
+    flat = sorted(i for s in cfg.sessions for i in s)
+    assert flat == list(range(len(cfg.groups))) and len(cfg.sessions) == 2
+    again = load_config(d)
+    assert again.groups == cfg.groups and again.secret == cfg.secret
+
+
+def test_build_refuses_bad_crop_existing_study_and_unknown_sampler(make_study, stimuli_dir):
+    from lossarena.study_app.core.build import build_study
+
+    with pytest.raises(InputError, match="do not fit side by side"):
+        make_study(crop=(1200, 600))
+    with pytest.raises(UnknownNameError, match="did you mean 'adjacent'"):
+        make_study(sampler="adjacnt")
+    cfg = make_study()
+    with pytest.raises(InputError, match="already exists"):
+        build_study(stimuli_dir, cfg.dir, progress=False)
+    assert build_study(stimuli_dir, cfg.dir, progress=False, force=True).secret != cfg.secret
+
+
+def test_choose_window_prefers_detail():
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[40:80, 150:190] = np.random.default_rng(0).integers(0, 255, (40, 40, 3))
+    x, y = choose_window(img, (50, 50), steps=16)
+    assert x <= 150 and x + 50 >= 190 and y <= 40 and y + 50 >= 80
+
+
+# ---------------------------------------------------------------- security
+def test_worker_ids_validated():
+    assert validate_worker_id("A1B2_c-3") == "A1B2_c-3"
+    for bad in ["", "-x", "a b", "<script>", "x" * 65, "../etc", "é", None, 5]:
+        with pytest.raises(InputError):
+            validate_worker_id(bad)
+    assert worker_id_from_query({"workerId": ["W1"]}) == ("W1", "mturk")
+    assert worker_id_from_query({"PROLIFIC_PID": "5f0c"}) == ("5f0c", "prolific")
+    assert worker_id_from_query({}) == (None, None)
+    with pytest.raises(InputError):
+        worker_id_from_query({"workerId": "<b>x</b>"})
+
+
+def test_stimulus_paths_cannot_leave_the_study_folder(make_study, tmp_path):
+    cfg = make_study()
+    ok = safe_stimulus_path(cfg.dir, cfg.groups[0].conditions[next(iter(cfg.groups[0].conditions))])
+    assert ok.is_file()
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("x")
+    (cfg.dir / "link.png").symlink_to(secret_file)
+    for rel in ["../secret.txt", str(secret_file), "stimuli/../../secret.txt", "link.png", "", "nope.png", "a\x00b"]:
+        with pytest.raises(InputError):
+            safe_stimulus_path(cfg.dir, rel)
+    rt = _runtime(cfg, tmp_path)
+    with pytest.raises(InputError):
+        rt.stimulus_file("../secret.txt")
+
+
+def test_completion_codes_verify_and_cannot_be_forged():
+    c = completion_code("s3cret", "study1", "W1")
+    assert verify_completion_code("s3cret", "study1", "W1", c)
+    assert verify_completion_code("s3cret", "study1", "W1", c.lower().replace("-", " "))
+    assert not verify_completion_code("s3cret", "study1", "W2", c)
+    assert not verify_completion_code("s3cret", "study2", "W1", c)
+    assert not verify_completion_code("other", "study1", "W1", c)
+    flipped = ("A" if c[0] != "A" else "B") + c[1:]
+    assert not verify_completion_code("s3cret", "study1", "W1", flipped)
+    # no structure to exploit: codes of neighbouring ids share nothing systematic
+    codes = {completion_code("s3cret", "study1", f"W{i}") for i in range(200)}
+    assert len(codes) == 200
+
+
+# ---------------------------------------------------------------- display check
+@pytest.mark.parametrize(
+    "m, ok",
+    [
+        (dict(screen_w=1920, screen_h=1080, dpr=1, card_px=323), True),  # ~24 in
+        (dict(screen_w=1440, screen_h=900, dpr=2, card_px=200), True),  # retina 2880x1800, ~15 in
+        (dict(screen_w=1366, screen_h=768, dpr=1, card_px=300), False),  # too few pixels
+        (dict(screen_w=1280, screen_h=720, dpr=1.5, card_px=500), False),  # 1920x1080 but ~10 in
+        (dict(screen_w=1080, screen_h=1920, dpr=1, card_px=323), True),  # portrait counts
+    ],
+)
+def test_display_requirements(m, ok):
+    chk = evaluate_display(DisplayMeasurement.from_dict(m))
+    assert chk.ok is ok, chk
+    px_per_mm = m["card_px"] / CARD_WIDTH_MM
+    assert chk.diagonal_in == pytest.approx(np.hypot(m["screen_w"], m["screen_h"]) / px_per_mm / 25.4)
+
+
+def test_display_measurement_rejects_garbage():
+    for bad in [{}, {"screen_w": "1920", "screen_h": 1080, "dpr": 1, "card_px": 300},
+                {"screen_w": float("nan"), "screen_h": 1080, "dpr": 1, "card_px": 300},
+                {"screen_w": 1920, "screen_h": 1080, "dpr": 100, "card_px": 300}, None]:
+        with pytest.raises(InputError):
+            DisplayMeasurement.from_dict(bad)
+
+
+# ---------------------------------------------------------------- store and flow
+def test_url_mapping():
+    assert normalise_url("postgresql://u@h:5/db") == "postgresql+psycopg://u@h:5/db"
+    assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+    with pytest.raises(InputError, match="unsupported"):
+        normalise_url("mongodb://h/db")
+    with pytest.raises(InputError, match="in-memory"):
+        open_store("sqlite://")
+
+
+def test_flow_resume_no_repeats_and_duplicate_votes_impossible(make_study, tmp_path):
+    cfg = make_study(sessions=1, trials_per_participant=8, traps_per_participant=2)
+    rt = _runtime(cfg, tmp_path)
+    pid = "W-resume"
+    p = rt.join(pid)
+    assert p["stage"] == "consent"
+    with pytest.raises(InputError, match="not finished"):
+        rt.completion_code(pid)
+    _to_trials(rt, pid)
+    assert rt.participant(pid)["training_correct"] == len(cfg.practice)
+    first = rt.current_pair(pid)
+    # a "reload": a new runtime on the same store sees the same open pair, not a new one
+    rt2 = _runtime(cfg, tmp_path)
+    assert rt2.current_pair(pid) == first
+    r1 = rt.vote(pid, first.seq, "left")
+    r2 = rt2.vote(pid, first.seq, "right")  # second tab answers the same pair: ignored
+    assert (r1.status, r2.status) == ("new", "duplicate") and r2.winner == first.left
+    seen = {(first.kind, first.content, first.group, frozenset((first.left, first.right)))}
+    while (t := rt.current_pair(pid)) is not None:
+        key = (t.kind, t.content, t.group, frozenset((t.left, t.right)))
+        assert key not in seen
+        seen.add(key)
+        rt.vote(pid, t.seq, "right")
+    votes = rt.store.participant_votes(cfg.study_id, pid)
+    assert sum(v["kind"] == "trap" for v in votes) == 2
+    assert sum(v["kind"] == "trial" for v in votes) == 8
+    assert rt.stage(pid) == "done"
+    assert verify_completion_code(cfg.secret, cfg.study_id, pid, rt.completion_code(pid))
+    # the unique constraint itself: inserting the same pair again fails at the database
+    from lossarena.study_app.core.store import votes as votes_t
+    from sqlalchemy.exc import IntegrityError
+
+    v = dict(votes[0])
+    v["seq"] = 999
+    with pytest.raises(IntegrityError), rt.store.write() as c:
+        c.execute(votes_t.insert().values(**v))
+
+
+def test_concurrent_tabs_never_duplicate(make_study, tmp_path):
+    cfg = make_study(sessions=1, trials_per_participant=6, traps_per_participant=0)
+    rt = _runtime(cfg, tmp_path)
+    _to_trials(rt, "W-tabs")
+    results = []
+
+    def tab(side):
+        r2 = _runtime(cfg, tmp_path)
+        while (t := r2.current_pair("W-tabs")) is not None:
+            results.append(r2.vote("W-tabs", t.seq, side).status)
+
+    ths = [threading.Thread(target=tab, args=(s,)) for s in ("left", "right", "left")]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    votes = rt.store.participant_votes(cfg.study_id, "W-tabs")
+    assert len(votes) == 6 == results.count("new")
+    assert len({v["pair_key"] + v["content"] + v["grp"] for v in votes}) == 6
+
+
+def test_refusals(make_study, tmp_path):
+    cfg = make_study()
+    rt = _runtime(cfg, tmp_path)
+    rt.join("W-small")
+    rt.consent("W-small")
+    chk = rt.submit_display("W-small", dict(screen_w=1366, screen_h=768, dpr=1, card_px=300))
+    assert not chk.ok and rt.stage("W-small") == "refused"
+    assert "1366×768" in rt.participant("W-small")["refusal"]
+    assert rt.current_pair("W-small") is None
+    rt.join("W-no")
+    rt.decline("W-no")
+    assert rt.stage("W-no") == "refused"
+
+
+def test_sessions_balanced(make_study, tmp_path):
+    cfg = make_study(sessions=3)
+    rt = _runtime(cfg, tmp_path)
+    for i in range(7):
+        rt.join(f"W{i}")
+    counts = rt.store.session_counts(cfg.study_id)
+    assert sorted(counts.values()) == [2, 2, 3]
+
+
+# ---------------------------------------------------------------- simulate, export, CLI
+def test_simulate_and_export_canonical_csv(make_study, tmp_path):
+    cfg = make_study(sessions=1, trials_per_participant=6, traps_per_participant=1)
+    db = f"sqlite:///{tmp_path / 's.sqlite'}"
+    res = simulate(cfg.dir, db, participants=6, concurrency=3, seed=3, random_fraction=0.34, progress=False)
+    assert res.errors == [] and res.votes_duplicate == 0
+    assert res.votes_new == 6 * 7 and len(res.random_responders) == 2
+    out = export_votes(cfg.dir, db, tmp_path / "votes.csv")
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+        assert tuple(csv.reader(open(out)).__next__()) == COLUMNS
+    assert len(rows) == 36  # traps left out
+    groups = {g.group for g in cfg.groups}
+    for r in rows:
+        assert r["winner"] in (r["condition_a"], r["condition_b"])
+        assert r["group"] in groups and r["timestamp"].endswith("Z") and int(r["response_time_ms"]) > 0
+    # readable by the analysis package's canonical reader when it is there
+    try:
+        from lossarena.analysis.votes import read_votes
+    except ImportError:
+        return
+    df = read_votes(out)
+    assert len(df) == 36
+
+
+def test_simulated_thurstone_observers_agree_with_truth(make_study, tmp_path):
+    cfg = make_study(sessions=1, sampler="full", trials_per_participant=0, traps_per_participant=0)
+    rt = _runtime(cfg, tmp_path)
+    truth = true_scores(rt, 1)
+    for i in range(6):
+        run_participant(rt, f"T{i}", 1, truth, is_random=False)
+    agree = n = 0
+    for v in rt.store.all_votes(cfg.study_id):
+        qa = truth[(v["content"], v["grp"], v["condition_a"])]
+        qb = truth[(v["content"], v["grp"], v["condition_b"])]
+        if abs(qa - qb) > 1.0:
+            n += 1
+            agree += v["winner"] == (v["condition_a"] if qa > qb else v["condition_b"])
+    assert n > 20 and agree / n > 0.7
+
+
+def test_cli_build_simulate_export_verify(stimuli_dir, tmp_path, capsys):
+    study = tmp_path / "st"
+    assert study_main(["build", str(stimuli_dir), "--out", str(study), "--crop", "300x200", "--sessions", "1",
+                       "--trials", "4", "--traps", "1", "--study-id", "cli-study"]) == 0
+    assert "study cli-study" in capsys.readouterr().out
+    assert yaml.safe_load((study / "study.yaml").read_text())["crop"] == [300, 200]
+    assert study_main(["simulate", str(study), "--participants", "3", "--concurrency", "2", "--seed", "1",
+                       "--json"]) == 0
+    summ = capsys.readouterr().out
+    assert '"votes_new": 15' in summ
+    assert study_main(["export", str(study), "--out", str(tmp_path / "v.csv")]) == 0
+    assert "12 votes" in capsys.readouterr().out
+    cfg = load_config(study)
+    code = completion_code(cfg.secret, "cli-study", "SIM-1-0000")
+    assert study_main(["verify-code", str(study), "--worker", "SIM-1-0000", "--code", code, "--db", ""]) == 0
+    assert study_main(["verify-code", str(study), "--worker", "SIM-1-0000", "--code", "AAAA-BBBB-CCCC-DDDD"]) == 1
+    assert study_main(["verify-code", str(study), "--worker", "NOT-THERE", "--code",
+                       completion_code(cfg.secret, "cli-study", "NOT-THERE"), "--db", ""]) == 1
+    assert study_main(["serve", str(study), "--print-command"]) == 0
+    cmd = capsys.readouterr().out
+    assert "streamlit run" in cmd and "app.py" in cmd and "LOSSARENA_STUDY_DB=" in cmd
