@@ -2,7 +2,9 @@
 
 ``load_image`` reads PNG, BMP, JPEG, TIFF, GIF (and anything Pillow reads):
 
-* 8-bit images are divided by 255, 16-bit PNG/TIFF by 65535 (mode ``I;16`` / ``I``);
+* 8-bit images are divided by 255, 16-bit images by 65535: 16-bit PNGs (grey, grey+alpha, RGB,
+  RGBA) are decoded with ``imagecodecs`` at full precision (Pillow would reduce 16-bit RGB to 8 bits),
+  16-bit grey TIFFs through Pillow (mode ``I;16`` / ``I``);
 * grey (``L``, ``I;16``) is replicated to three equal channels (so a grey pair scores like the luma
   of an RGB pair);
 * palette (``P``) images are converted to RGB; ``LA``/``RGBA`` are composited over **white**
@@ -24,11 +26,50 @@ from lossarena.errors import InputError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm")
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png16(path: Path) -> bool:
+    """True for a PNG whose IHDR says 16 bits per sample."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return False
+    return len(head) == 26 and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16
+
+
+def _from_channels(a: np.ndarray, path: Path, alpha: str, mode: str) -> np.ndarray:
+    """HxW, HxWx2, HxWx3 or HxWx4 float in [0, 1] -> HxWx3 (grey replicated, alpha over white)."""
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.shape[2] in (2, 4):
+        if alpha == "error":
+            raise InputError(f"{path}: expected an image without alpha, got mode {mode}")
+        rgb, al = a[..., :-1], a[..., -1:]
+        a = rgb * al + (1.0 - al)
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    return a
+
+
 def read_array(path: str | Path, *, alpha: str = "white") -> np.ndarray:
     """HxWx3 float64 array in [0, 1]."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if _png16(path):
+        import imagecodecs
+
+        try:
+            a = imagecodecs.png_decode(path.read_bytes())
+        except Exception as e:  # imagecodecs raises its own error types
+            raise InputError(f"{path}: cannot read 16-bit PNG ({e})") from None
+        channels = 1 if a.ndim == 2 else a.shape[2]
+        mode = {1: "I;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}.get(channels, f"{channels}-channel 16-bit")
+        if channels not in (1, 2, 3, 4):
+            raise InputError(f"{path}: expected a grey, grey+alpha, RGB or RGBA PNG, got {mode}")
+        return _from_channels(a.astype(np.float64) / 65535.0, path, alpha, mode)
     try:
         with Image.open(path) as im:
             im.load()

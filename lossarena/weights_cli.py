@@ -23,8 +23,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cache: {W.checkpoint_dir()}")
         for name in W.BACKBONES:
             st = W.backbone_status(name)
-            state = "ok" if st.ok else ("BAD HASH" if st.present else "missing")
+            state = {"bad hash": "BAD HASH", "stand-in": "STAND-IN"}.get(st.state, st.state)
             print(f"{name:14s} {state:9s} {st.backbone.filename:30s} used by {st.backbone.used_by}")
+        if not all(W.backbone_status(n).ok for n in W.BACKBONES):
+            print("missing backbones: `lossarena weights download` (needs internet), or copy the files above "
+                  "into the cache folder")
+        W.print_standin_banner()
         return 0
     try:
         for p in W.download(args.names or None):

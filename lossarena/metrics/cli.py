@@ -3,6 +3,9 @@
 ``score REF DIST``: both image files are read with :func:`lossarena.data.images.load_image` (8/16-bit,
 grey replicated to RGB, alpha composited over white). Argument order on the command line is
 reference first; internally every metric is called as ``metric(distorted, reference)``.
+
+A metric computed on a test-only stand-in backbone (see :mod:`lossarena.metrics.weights`) prints
+``STAND-IN WEIGHTS: numbers are not real`` on stderr; ``list`` shows its weights as ``STAND-IN``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ def _score(args) -> int:
         )
     device = torch.device(args.device)
     ref, dist = ref.to(device), dist.to(device)
+    if not args.metrics:  # the default set leaves out what cannot score an image this small
+        side = min(ref.shape[-2:])
+        for spec in [s for s in specs if s.min_size > side]:
+            print(f"note: {spec.name} skipped: needs images of at least {spec.min_size} px, "
+                  f"got {ref.shape[-1]}x{ref.shape[-2]} (ask for it with -m to see its options)", file=sys.stderr)
+        specs = [s for s in specs if s.min_size <= side]
     out: dict[str, float] = {}
     for spec in specs:
         try:
@@ -42,6 +51,11 @@ def _score(args) -> int:
         except ValueError as e:  # e.g. image smaller than the metric's minimum size
             raise InputError(f"{args.dist}: {e}") from None
         out[spec.name] = float(v.reshape(-1)[0])
+    from .weights import print_standin_banner
+
+    used = sorted({b for spec in specs for b in spec.needs_weights})
+    if used:
+        print_standin_banner(used)
     if args.json:
         print(json.dumps({k: (v if math.isfinite(v) else None) for k, v in out.items()}))
     else:
@@ -52,7 +66,16 @@ def _score(args) -> int:
 
 
 def _list(args) -> int:
-    from . import list_metrics, weights_present
+    from . import list_metrics
+    from .weights import backbone_status, print_standin_banner
+
+    def weights_state(s) -> str:
+        if not s.needs_weights:
+            return "none needed"
+        states = [backbone_status(b) for b in s.needs_weights]
+        if not all(st.ok for st in states):
+            return "missing"
+        return "STAND-IN" if any(st.standin for st in states) else "present"
 
     rows = []
     for s in list_metrics():
@@ -60,9 +83,10 @@ def _list(args) -> int:
             "name": s.name,
             "direction": "lower" if s.lower_better else "higher",
             "differentiable": s.differentiable,
-            "weights": ("present" if weights_present(s) else "missing") if s.needs_weights else "none needed",
+            "weights": weights_state(s),
             "needs": ",".join(s.needs_weights),
         })
+    print_standin_banner()
     if args.json:
         print(json.dumps(rows))
         return 0
