@@ -8,7 +8,7 @@ Circular triads and Kendall & Babington Smith's coefficient of consistence
     exactly as trace(A^3)/3 on the preference digraph A.
     *Complete design* (the participant compared every pair of the conditions they saw): the maximum
     is Kendall's d_max = (n^3 - n)/24 for odd n, (n^3 - 4n)/24 for even n, and d equals Kendall's
-    d = n(n^2-1)/12 - 1/2 sum(a_i - (n-1)/2)^2 (a_i = wins).
+    d = n(n^2-1)/24 - 1/2 sum(a_i - (n-1)/2)^2 (a_i = wins).
     *Incomplete design*: only triads whose three pairs were all compared can be circular; d counts
     circular triads among those and d_max is the number of such triads ("possible ones").
     Over blocks: ``circular_triads = sum d``, ``zeta = 1 - sum d / sum d_max`` (NaN when the
@@ -55,7 +55,7 @@ def kendall_d(wins) -> float:
     """Kendall's d from the win counts of a complete tournament without ties."""
     a = np.asarray(wins, dtype=float)
     n = len(a)
-    return n * (n * n - 1) / 12 - 0.5 * float(((a - (n - 1) / 2) ** 2).sum())
+    return n * (n * n - 1) / 24 - 0.5 * float(((a - (n - 1) / 2) ** 2).sum())
 
 
 def circular_triads(counts: np.ndarray) -> tuple[float, float, bool]:

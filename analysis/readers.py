@@ -423,8 +423,8 @@ def sniff_format(path) -> str:
     except FileNotFoundError as e:
         raise InputError(f"{path}: no such file") from e
     h = set(header)
-    if {"participant", "condition_a", "condition_b", "winner"} <= h:
-        return "votes"
+    if {"participant", "winner"} & h or {"condition_a", "condition_b"} <= h:
+        return "votes"  # the canonical reader then names any missing column
     if "is_A_selected" in h:
         return "pwcmp"
     if {"dist_type1", "dist_level1", "selected"} <= h:

@@ -188,8 +188,7 @@ def _plot_significance(conds, counts, tests: pd.DataFrame, path: Path, title: st
             sig[idx[a], idx[b]] = sig[idx[b], idx[a]] = True
     size = max(3.5, 0.34 * n + 1.8)
     fig, ax = plt.subplots(figsize=(size + 1.0, size))
-    cmap = plt.get_cmap("RdBu").copy()
-    cmap.set_bad("#eeeeee")
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="#eeeeee")
     im = ax.imshow(np.ma.masked_invalid(share), cmap=cmap, vmin=0, vmax=1)
     yy, xx = np.nonzero(sig)
     ax.scatter(xx, yy, s=8 if n > 20 else 18, c="k", marker="o")
