@@ -32,8 +32,9 @@ except LossarenaError as e:
 admin = st.Page("pages/admin.py", title="Admin", url_path="admin")
 pid, why = ui.participant_id(rt)
 if pid is None:
-    page = st.Page("pages/gate.py", title="Welcome", default=True)
+    page = st.Page("pages/gate.py", title="Welcome", url_path="study", default=True)
 else:
     path, title = STAGE_PAGES[rt.stage(pid)]
-    page = st.Page(path, title=title, default=True)
+    # one url_path for every stage: the page shown is always the stored stage's, also on a rerun
+    page = st.Page(path, title=title, url_path="study", default=True)
 st.navigation([page, admin], position="hidden").run()

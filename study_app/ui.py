@@ -101,16 +101,19 @@ def display_width(rt: StudyRuntime, pid: str) -> int:
 
 
 def image_pair(rt: StudyRuntime, left_rel: str, right_rel: str, width: int, toggle_side: str | None = None) -> None:
-    """Side by side (A left, B right) or, in toggle view, only one of them in the same place."""
+    """Side by side (A left, B right) or, in toggle view, only one of them in the same place.
+
+    Always PNG: Streamlit's default ("auto") re-encodes photographs as JPEG, which would add
+    compression artefacts to the very stimuli being judged."""
     left, right = rt.stimulus_file(left_rel), rt.stimulus_file(right_rel)
     if toggle_side is None:
         c1, c2 = st.columns(2, gap="small")
-        c1.image(str(left), caption="A (left)", width=width)
-        c2.image(str(right), caption="B (right)", width=width)
+        c1.image(str(left), caption="A (left)", width=width, output_format="PNG")
+        c2.image(str(right), caption="B (right)", width=width, output_format="PNG")
     else:
         shown = left if toggle_side == "left" else right
         st.image(str(shown), caption="Showing " + ("A (left)" if toggle_side == "left" else "B (right)"),
-                 width=width)
+                 width=width, output_format="PNG")
 
 
 def new_key_action(component_key: str, event) -> str | None:
