@@ -1,0 +1,539 @@
+"""Training the ROI codec: stage 1 (rate–distortion with ROI/background losses), stage 2 (+ conditional GAN).
+
+Loss per image with rate index ``s`` (a random one of the ``n`` gain pairs per image)::
+
+    L = d_ROI + w_BG · d_BG + λ_s · R      (+ β · L_G in stage 2)
+
+* ``d_ROI = 255² · mean(RM_2D ⊗ (x − x̂)²)`` (Eq. 3; MSE on the 8-bit scale),
+* ``d_BG = 1 − SSIM(x̃, x) + λ_p · d_P(x̃, x)`` (Eq. 4, λ_p = 0.5) with the *background composite*
+  ``x̃ = RM_2D ⊗ x + (1 − RM_2D) ⊗ x̂`` — the reconstruction with its ROI replaced by the original, so only
+  background errors count, weighted by ``1 − RM_2D``; ``d_P`` = LPIPS (AlexNet) when its backbone is present,
+  else (with one warning) the weight-free ``1 − MS-SSIM`` (registry ``ms-ssim`` if registered, else piq's,
+  with as many scales as the patch holds),
+* ``R`` = bits per pixel of ŷ and ẑ from the likelihoods,
+* ``λ_s`` weights the **rate** (the seed's λ sets grow as the base rate falls: 120…720 for 0.075 bpp,
+  10…90 for 0.3 bpp; that only fits ``D + λ·R`` with D on the 8-bit MSE scale). ``w_BG`` is not given by
+  the seed (configurable, default 300, to put ``1 − SSIM`` ≈ 0.1 on the scale of an 8-bit MSE of ~30).
+* Stage 2: HiFiC's non-saturating conditional GAN: ``L_D = −log σ(D(x, ŷ)) − log(1 − σ(D(x̂, ŷ)))``,
+  ``L_G = −log σ(D(x̂, ŷ))``, the discriminator conditioned on the ROI latents ``ŷ ⊙ v'`` (detached).
+
+The mask (RM_2D) comes from the configured saliency provider, computed once per training image.
+Runs alone or under ``torchrun --nproc_per_node K`` (gloo on CPU, nccl on GPU): every rank draws its own
+patches (seeded by seed, step, rank); gradients are averaged with ``all_reduce`` before each step.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lossarena.errors import InputError
+
+from .roi_model import Discriminator, ROICodec
+from .roi_saliency import rm_2d, roi_masks, saliency_from_spec
+
+CKPT_FORMAT = "lossarena-roi-codec"
+CKPT_VERSION = 1
+
+DEFAULTS = {
+    "name": "roi",
+    "model": {"N": 192, "M": 192, "K": 3, "n_rates": 6, "protected": 48, "attn_blocks": 3},
+    "alpha": 1.5,
+    "alpha_train": {"min": 0.5, "max": 8.0, "p_off": 0.1},
+    "lambdas": [720, 520, 420, 320, 220, 120],
+    "lambda_sets": {},
+    "base_rate": None,
+    "distortion": {"mse_scale": 65025.0, "bg_weight": 300.0, "lambda_p": 0.5, "perceptual": "lpips-alex"},
+    "saliency": "spectral",
+    "data": "kodak24",
+    "patch": 256,
+    "batch": 8,
+    "lr": 1e-4,
+    "aux_lr": 1e-3,
+    "seed": 0,
+    "threads": 0,
+    "clip": 1.0,
+    "stage1": {"steps": 1000000},
+    "stage2": {"steps": 1000000, "gan_weight": 1.0, "d_lr": 1e-4, "d_width": 64},
+    "ckpt_every": 0,
+}
+
+
+# ------------------------------------------------------------------------------------------ config
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in (over or {}).items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
+def load_config(config) -> dict:
+    """A config dict (defaults filled in) from a dict, a YAML path, or a packaged name (``roi-demo``)."""
+    import yaml
+
+    if isinstance(config, dict):
+        cfg = config
+    else:
+        p = Path(str(config))
+        if not p.is_file():
+            pkg = Path(__file__).parent / "configs" / f"{Path(str(config)).stem}.yaml"
+            if pkg.is_file():
+                p = pkg
+            else:
+                raise InputError(f"{config}: no such config file (packaged: roi-demo, roi-paper)")
+        try:
+            cfg = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise InputError(f"{p}: not valid YAML ({e})") from None
+        if not isinstance(cfg, dict):
+            raise InputError(f"{p}: expected a mapping at the top level")
+    unknown = set(cfg) - set(DEFAULTS)
+    if unknown:
+        raise InputError(f"roi config: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
+    cfg = _merge(DEFAULTS, cfg)
+    if cfg.get("base_rate") is not None:
+        key = f"{float(cfg['base_rate']):g}"
+        sets = {f"{float(k):g}": v for k, v in (cfg.get("lambda_sets") or {}).items()}
+        if key not in sets:
+            raise InputError(f"roi config: base_rate {key} has no entry in lambda_sets ({', '.join(sets)})")
+        cfg["lambdas"] = list(sets[key])
+    n = int(cfg["model"]["n_rates"])
+    if len(cfg["lambdas"]) != n:
+        raise InputError(f"roi config: field 'lambdas' has {len(cfg['lambdas'])} values, model.n_rates is {n}")
+    lam = [float(v) for v in cfg["lambdas"]]
+    if any(b >= a for a, b in zip(lam, lam[1:])):
+        raise InputError("roi config: field 'lambdas' must decrease with the rate index (λ weights the rate; "
+                         "index 0 = lowest rate = largest λ)")
+    return cfg
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def build_model(cfg: dict) -> ROICodec:
+    m = cfg["model"]
+    return ROICodec(N=int(m["N"]), M=int(m["M"]), K=int(m["K"]), n_rates=int(m["n_rates"]),
+                    protected=int(m["protected"]), attn_blocks=int(m["attn_blocks"]), alpha=float(cfg["alpha"]))
+
+
+def _ready_state(model: ROICodec) -> dict:
+    import copy
+
+    m = copy.deepcopy(model).cpu().eval()
+    m.update(force=True)
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def save_checkpoint(path, model, cfg, *, stage, step, disc=None, train_state=None, extra=None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    obj = {
+        "format": CKPT_FORMAT, "version": CKPT_VERSION, "codec": "roi",
+        "config": cfg, "arch": model.arch(), "stage": int(stage), "step": int(step),
+        "lambdas": [float(v) for v in cfg["lambdas"]],
+        "loss": {"d_roi": "255^2 * mean(RM_2D * (x - x_hat)^2)",
+                 "d_bg": "1 - SSIM(xt, x) + lambda_p * d_P(xt, x), xt = RM*x + (1-RM)*x_hat",
+                 "rate": "bpp of y and z", "total": "d_roi + bg_weight * d_bg + lambda_s * bpp (+ gan)",
+                 **(extra or {})},
+        "state_dict": _ready_state(model),
+    }
+    if disc is not None:
+        obj["discriminator"] = {"width": disc.width, "state_dict": {k: v.detach().cpu().clone()
+                                                                     for k, v in disc.state_dict().items()}}
+    if train_state is not None:
+        obj["train_state"] = train_state
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such checkpoint")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise InputError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(obj, dict) or obj.get("format") != CKPT_FORMAT:
+        raise InputError(f"{path}: not a lossarena ROI codec checkpoint (no format '{CKPT_FORMAT}')")
+    if obj.get("version") != CKPT_VERSION:
+        raise InputError(f"{path}: ROI checkpoint version {obj.get('version')}, this lossarena reads {CKPT_VERSION}")
+    return obj
+
+
+def load_model(path_or_obj, device="cpu") -> tuple[ROICodec, dict]:
+    obj = read_checkpoint(path_or_obj) if not isinstance(path_or_obj, dict) else path_or_obj
+    a = obj["arch"]
+    model = ROICodec(N=a["N"], M=a["M"], K=a["K"], n_rates=a["n_rates"], protected=a["protected"],
+                     attn_blocks=a["attn_blocks"], alpha=a["alpha"])
+    try:
+        model.load_state_dict(obj["state_dict"])
+    except (RuntimeError, KeyError) as e:
+        raise InputError(f"ROI checkpoint weights do not match its architecture ({e})") from None
+    return model.to(device).eval(), obj
+
+
+def load_discriminator(obj: dict, device="cpu") -> Discriminator:
+    if "discriminator" not in obj:
+        raise InputError("this ROI checkpoint has no discriminator (train stage 2 first)")
+    d = Discriminator(obj["arch"]["M"], width=int(obj["discriminator"]["width"]))
+    d.load_state_dict(obj["discriminator"]["state_dict"])
+    return d.to(device).eval()
+
+
+# ------------------------------------------------------------------------------------------ data
+class MaskedPatches:
+    """Random crops of training images together with their RM_2D (computed once per image)."""
+
+    def __init__(self, paths: list[Path], patch: int, saliency, seed: int = 0):
+        from lossarena.data.images import load_image
+
+        if not paths:
+            raise InputError("no training images")
+        self.patch, self.seed = int(patch), int(seed)
+        prov = saliency_from_spec(saliency)
+        self.images, self.masks = [], []
+        for p in paths:
+            x = load_image(p)
+            h, w = x.shape[-2:]
+            if min(h, w) < self.patch:
+                s = self.patch / min(h, w)
+                x = F.interpolate(x, size=(max(self.patch, round(h * s)), max(self.patch, round(w * s))),
+                                  mode="bicubic", align_corners=False).clamp(0, 1)
+            self.images.append(x[0])
+            self.masks.append(roi_masks(x, prov, names=[Path(p).name])["rm2d"][0])
+
+    def batch(self, step: int, n: int, rank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, step, rank])
+        xs, ms = [], []
+        for _ in range(n):
+            i = int(rng.integers(len(self.images)))
+            x, m = self.images[i], self.masks[i]
+            h, w = x.shape[-2:]
+            t, left = int(rng.integers(h - self.patch + 1)), int(rng.integers(w - self.patch + 1))
+            xc = x[:, t:t + self.patch, left:left + self.patch]
+            mc = m[:, t:t + self.patch, left:left + self.patch]
+            if rng.random() < 0.5:
+                xc, mc = xc.flip(-1), mc.flip(-1)
+            xs.append(xc)
+            ms.append(mc)
+        return torch.stack(xs), torch.stack(ms)
+
+
+def training_images(data) -> list[Path]:
+    from lossarena.data.images import list_images
+
+    if data in (None, "kodak24", "demo"):
+        from lossarena.data.demo_images import demo_images
+
+        return list(demo_images(24)[0])
+    return list_images(data)
+
+
+# ------------------------------------------------------------------------------------------ losses
+_WARNED: set[str] = set()
+
+
+def _warn_once(key: str, msg: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(msg, stacklevel=3)
+
+
+def _st_clamp(x):
+    return x + (x.clamp(0, 1) - x).detach()
+
+
+def msssim_scales_for(size: int, max_scales: int = 5) -> int:
+    s = 1
+    while s < max_scales and 11 * 2 ** s <= size:
+        s += 1
+    return s
+
+
+class _PiqSSIM(torch.nn.Module):
+    def forward(self, x_hat, x):
+        import piq
+
+        return 1.0 - piq.ssim(_st_clamp(x_hat), x, data_range=1.0, downsample=False, reduction="mean")
+
+
+class _PiqMSSSIM(torch.nn.Module):
+    def __init__(self, size: int):
+        super().__init__()
+        w = torch.tensor([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])[: msssim_scales_for(size)]
+        self.register_buffer("w", w / w.sum())
+
+    def forward(self, x_hat, x):
+        import piq
+
+        return 1.0 - piq.multi_scale_ssim(_st_clamp(x_hat), x, data_range=1.0, scale_weights=self.w,
+                                          reduction="mean")
+
+
+def _registered(name: str):
+    from lossarena.metrics import metric_names
+
+    return name in metric_names()
+
+
+def make_bg_losses(perceptual: str, patch: int):
+    """``(ssim_loss, perceptual_loss, perceptual_name)``, each ``(x_hat, x) -> scalar``, lower better."""
+    from lossarena.metrics import get_loss, get_metric, weights_present
+
+    ssim = get_loss("ssim") if _registered("ssim") else _PiqSSIM()
+    name = perceptual
+    if perceptual and _registered(perceptual):
+        spec = get_metric(perceptual)
+        if weights_present(spec) and spec.min_size <= patch:
+            return ssim, get_loss(perceptual), spec.name
+        why = f"its backbone ({', '.join(spec.needs_weights)}) is missing" if not weights_present(spec) \
+            else f"it needs ≥ {spec.min_size} px"
+    else:
+        why = "it is not registered"
+    if _registered("ms-ssim") and get_metric("ms-ssim").min_size <= patch:
+        fb, fname = get_loss("ms-ssim"), "ms-ssim"
+    else:
+        fb, fname = _PiqMSSSIM(patch), f"ms-ssim(piq, {msssim_scales_for(patch)} scales)"
+    _warn_once("bg-perceptual", f"ROI codec: background perceptual term '{name}' unavailable ({why}); using the "
+                                f"weight-free 1 - {fname} instead (install the backbone with "
+                                "`lossarena weights download` for LPIPS)")
+    return ssim, fb, fname
+
+
+def roi_distortion(x_hat, x, rm, ssim_loss, perc_loss, dcfg) -> dict:
+    d_roi = float(dcfg["mse_scale"]) * (rm * (x_hat - x) ** 2).mean()
+    xt = rm * x + (1 - rm) * x_hat
+    d_ssim = ssim_loss(xt, x)
+    d_p = perc_loss(xt, x)
+    d_bg = d_ssim + float(dcfg["lambda_p"]) * d_p
+    return {"d_roi": d_roi, "d_bg": d_bg, "D": d_roi + float(dcfg["bg_weight"]) * d_bg}
+
+
+def bits_per_image(likelihoods: dict) -> torch.Tensor:
+    return sum((-torch.log2(v)).flatten(1).sum(1) for v in likelihoods.values())
+
+
+def sample_alpha(rng: np.random.Generator, n: int, acfg: dict, default: float) -> torch.Tensor:
+    if not acfg:
+        return torch.full((n,), float(default))
+    lo, hi = math.log(float(acfg["min"])), math.log(float(acfg["max"]))
+    a = np.exp(rng.uniform(lo, hi, n))
+    off = rng.random(n) < float(acfg.get("p_off", 0.0))
+    a[off] = np.inf
+    return torch.tensor(a, dtype=torch.float32)
+
+
+# ------------------------------------------------------------------------------------------ distributed
+class _Dist:
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.enabled = self.world > 1
+        self.owned = False
+
+    def start(self, device):
+        if self.enabled:
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+                self.owned = True
+
+    def average_grads(self, params):
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+            p.grad.div_(self.world)
+
+    def barrier(self):
+        if self.enabled:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def stop(self):
+        if self.owned:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+# ------------------------------------------------------------------------------------------ training
+def stage_path(out_dir, stage: int) -> Path:
+    return Path(out_dir) / f"roi_stage{stage}.pt"
+
+
+def train_stage(config, out_dir, stage: int = 1, *, resume: bool = False, data=None, steps: int | None = None,
+                progress: bool = True, device: str | None = None) -> Path:
+    """Train one stage; writes ``OUT/roi_stage{1,2}.pt`` and returns its path.
+
+    Stage 2 starts from ``OUT/roi_stage1.pt`` (it must exist) and adds the discriminator.
+    """
+    from tqdm import tqdm
+
+    cfg = load_config(config)
+    if stage not in (1, 2):
+        raise InputError(f"--stage must be 1 or 2, got {stage}")
+    if data is not None:
+        cfg["data"] = str(data)
+    scfg = cfg[f"stage{stage}"]
+    n_steps = int(steps if steps is not None else scfg["steps"])
+    out = stage_path(out_dir, stage)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    dist_ = _Dist()
+    if device is None:
+        device = f"cuda:{dist_.local_rank}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    dist_.start(dev)
+    try:
+        seed = int(cfg["seed"])
+        torch.manual_seed(seed)
+        model = build_model(cfg)
+        disc = Discriminator(model.M, width=int(cfg["stage2"]["d_width"])) if stage == 2 else None
+        start = 0
+        resume_obj = read_checkpoint(out) if resume and out.is_file() else None
+        if resume_obj is not None:
+            if "train_state" not in resume_obj:
+                raise InputError(f"{out}: cannot resume: the checkpoint has no training state")
+            model, _ = load_model(resume_obj)
+            if stage == 2:
+                disc = Discriminator(model.M, width=int(resume_obj["discriminator"]["width"]))
+                disc.load_state_dict(resume_obj["discriminator"]["state_dict"])
+            start = int(resume_obj["step"])
+        elif stage == 2:
+            init = stage_path(out_dir, 1)
+            if not init.is_file():
+                raise InputError(f"{init}: stage 2 starts from the stage-1 checkpoint; train stage 1 first")
+            model, _ = load_model(init)
+        model = model.to(dev).train()
+        if disc is not None:
+            disc = disc.to(dev).train()
+
+        aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+        main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+        opt = torch.optim.Adam(main_params, lr=float(cfg["lr"]))
+        aux_opt = torch.optim.Adam(aux_params, lr=float(cfg["aux_lr"]))
+        d_opt = torch.optim.Adam(disc.parameters(), lr=float(cfg["stage2"]["d_lr"]), betas=(0.5, 0.999)) \
+            if disc is not None else None
+        if resume_obj is not None:
+            ts = resume_obj["train_state"]
+            opt.load_state_dict(ts["optimizer"])
+            aux_opt.load_state_dict(ts["aux_optimizer"])
+            if d_opt is not None and ts.get("d_optimizer"):
+                d_opt.load_state_dict(ts["d_optimizer"])
+        torch.manual_seed(seed * 1_000_003 + 31 * stage + dist_.rank + start)
+
+        patch = int(cfg["patch"])
+        src = MaskedPatches(training_images(cfg["data"]), patch, cfg["saliency"], seed)
+        ssim_loss, perc_loss, perc_name = make_bg_losses(cfg["distortion"]["perceptual"], patch)
+        ssim_loss, perc_loss = ssim_loss.to(dev), perc_loss.to(dev)
+        lambdas = torch.tensor([float(v) for v in cfg["lambdas"]], device=dev)
+        beta = float(cfg["stage2"]["gan_weight"])
+        batch = int(cfg["batch"])
+        clip = float(cfg.get("clip") or 0)
+
+        def save(step):
+            if dist_.rank == 0:
+                ts = {"optimizer": opt.state_dict(), "aux_optimizer": aux_opt.state_dict(),
+                      "d_optimizer": d_opt.state_dict() if d_opt is not None else None, "world": dist_.world}
+                save_checkpoint(out, model, cfg, stage=stage, step=step, disc=disc, train_state=ts,
+                                extra={"perceptual_used": perc_name, "gan": "non-saturating, HiFiC-style"
+                                       if stage == 2 else None, "finished": step >= n_steps})
+            dist_.barrier()
+
+        bar = tqdm(range(start, n_steps), initial=start, total=n_steps, desc=f"roi stage {stage}",
+                   disable=not progress or dist_.rank != 0, dynamic_ncols=True, leave=False)
+        t0 = time.perf_counter()
+        every = int(cfg.get("ckpt_every") or 0)
+        for step in bar:
+            x, rm = src.batch(step, batch, dist_.rank)
+            x, rm = x.to(dev), rm.to(dev)
+            rng = np.random.default_rng([seed, step, dist_.rank, 99])
+            s = torch.from_numpy(rng.integers(model.n_rates, size=batch)).to(dev)
+            alpha = sample_alpha(rng, batch, cfg.get("alpha_train"), cfg["alpha"]).to(dev)
+            rm_lat = F.avg_pool2d(rm, 16, 16)
+            res = model(x, rm_lat, rate=s, alpha=alpha)
+            x_hat = res["x_hat"]
+            bpp = bits_per_image(res["likelihoods"]) / (patch * patch)
+            dd = roi_distortion(x_hat, x, rm, ssim_loss, perc_loss, cfg["distortion"])
+            loss = dd["D"] + (lambdas[s] * bpp).mean()
+            g_adv = torch.zeros((), device=dev)
+            if disc is not None:
+                cond = res["y_dec"].detach()
+                g_adv = F.softplus(-disc(x_hat, cond)).mean()  # -log σ(D(x̂))
+                loss = loss + beta * g_adv
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            dist_.average_grads(main_params)
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(main_params, clip)
+            opt.step()
+            aux_opt.zero_grad(set_to_none=True)
+            aux = model.aux_loss()
+            aux.backward()
+            dist_.average_grads(aux_params)
+            aux_opt.step()
+            d_loss = torch.zeros(())
+            if disc is not None:
+                d_opt.zero_grad(set_to_none=True)
+                cond = res["y_dec"].detach()
+                d_loss = F.softplus(-disc(x, cond)).mean() + F.softplus(disc(x_hat.detach(), cond)).mean()
+                d_loss.backward()
+                dist_.average_grads(list(disc.parameters()))
+                d_opt.step()
+            if step % 5 == 0:
+                bar.set_postfix(bpp=f"{float(bpp.mean()):.3f}", d_roi=f"{float(dd['d_roi']):.1f}",
+                                d_bg=f"{float(dd['d_bg']):.3f}", aux=f"{float(aux):.2g}",
+                                **({"g": f"{float(g_adv):.2f}", "d": f"{float(d_loss):.2f}"} if disc else {}),
+                                refresh=False)
+            if every and (step + 1) % every == 0 and step + 1 < n_steps:
+                save(step + 1)
+        bar.close()
+        if start < n_steps or not out.is_file():
+            save(max(start, n_steps))
+        if progress and dist_.rank == 0 and start < n_steps:
+            print(f"{out}: stage {stage}, {n_steps - start} steps in {time.perf_counter() - t0:.1f} s")
+        return out
+    finally:
+        dist_.stop()
+
+
+def train_roi(config, out_dir, *, stages=(1, 2), data=None, resume: bool = False, progress: bool = True,
+              steps: dict | None = None) -> Path:
+    """Train stage 1 then stage 2 (for the demo); returns the final checkpoint (``OUT/roi.pt`` copy)."""
+    import shutil
+
+    out_dir = Path(out_dir)
+    last = None
+    for st in stages:
+        last = train_stage(config, out_dir, st, resume=resume, data=data, progress=progress,
+                           steps=(steps or {}).get(st))
+    final = out_dir / "roi.pt"
+    if int(os.environ.get("RANK", "0")) == 0:
+        shutil.copyfile(last, final)
+    return final
+
+
+def rm2d_for(x: torch.Tensor, saliency=None, names=None, mask_path=None) -> torch.Tensor:
+    """RM_2D for an image batch from a saliency spec, or from a user mask file (read as Mask_2D)."""
+    from .roi_saliency import load_mask_file
+
+    if mask_path is not None:
+        return rm_2d(load_mask_file(mask_path, tuple(x.shape[-2:])).to(x.device))
+    return roi_masks(x, saliency, names=names)["rm2d"]
