@@ -53,7 +53,8 @@ def _add_outlier_opts(p):
     p.add_argument("--likelihood-threshold", type=float, default=DEFAULT_LIKELIHOOD_THRESHOLD,
                    help=f"flag likelihood scores above this (IQRs below Q1; default {DEFAULT_LIKELIHOOD_THRESHOLD})")
     p.add_argument("--criterion", default="either", choices=CRITERIA, help="how the two tests combine (default either)")
-    p.add_argument("--no-loo", action="store_true", help="score against the fit to all votes (faster)")
+    p.add_argument("--loo", default="auto", choices=["auto", "yes", "no"],
+                   help="leave-one-out refits for the likelihood score (auto: in blocks of <= 100 participants)")
 
 
 def _outlier_kw(args) -> dict:
@@ -61,7 +62,7 @@ def _outlier_kw(args) -> dict:
         "zeta_threshold": args.threshold,
         "likelihood_threshold": args.likelihood_threshold,
         "criterion": args.criterion,
-        "loo": not args.no_loo,
+        "loo": {"auto": "auto", "yes": True, "no": False}[args.loo],
     }
 
 

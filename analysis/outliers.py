@@ -44,6 +44,7 @@ CRITERIA = ("either", "both", "zeta", "likelihood")
 OUTLIER_COLUMNS = ["participant", "circular_triads", "zeta", "likelihood_score", "is_outlier"]
 DEFAULT_ZETA_THRESHOLD = 0.25
 DEFAULT_LIKELIHOOD_THRESHOLD = 1.5
+LOO_MAX_PARTICIPANTS = 100
 
 
 def kendall_dmax(n: int) -> int:
@@ -105,7 +106,7 @@ def score_outliers(
     zeta_threshold: float = DEFAULT_ZETA_THRESHOLD,
     likelihood_threshold: float = DEFAULT_LIKELIHOOD_THRESHOLD,
     criterion: str = "either",
-    loo: bool = True,
+    loo: bool | str = "auto",
     prior: str = "gaussian",
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -114,7 +115,10 @@ def score_outliers(
     Columns: participant, circular_triads, zeta, likelihood_score, is_outlier, then details:
     dmax, complete_design, loglik_per_vote, n_votes, flagged_by.
     ``block_by``: columns that define a block (default content[, group]). ``loo=False`` scores
-    against the fit to all votes (faster, slightly less sensitive). ``prior``: the Thurstone prior of
+    against the fit to all votes (faster, slightly less sensitive); ``"auto"`` (default) refits
+    leave-one-out in blocks of at most :data:`LOO_MAX_PARTICIPANTS` participants, where one
+    participant can move the fit, and uses the full fit in larger blocks (on JPEG AIC-3, 459
+    participants: the same 57 flagged either way, 1 s instead of 107 s). ``prior``: the Thurstone prior of
     the (leave-one-out) fits.
     """
     if criterion not in CRITERIA:
@@ -155,7 +159,8 @@ def score_outliers(
             complete_all[gi] &= complete
             if full is None:
                 continue
-            if loo and len(enc.participants) > 1:
+            do_loo = loo if loo != "auto" else len(enc.participants) <= LOO_MAX_PARTICIPANTS
+            if do_loo and len(enc.participants) > 1:
                 rest = full_counts - ck
                 rest[rest < 1e-9] = 0.0
                 fit = fit_thurstone(rest, enc.conditions, prior=prior, init=init)

@@ -102,7 +102,7 @@ def test_likelihood_score_is_zero_above_first_quartile_and_cli_writes_true_false
     p = tmp_path / "votes.csv"
     votes.to_csv(p, index=False)
     out = tmp_path / "outliers.csv"
-    assert cli_main(["outliers", str(p), "--out", str(out), "--threshold", "0.3", "--no-loo"]) == 0
+    assert cli_main(["outliers", str(p), "--out", str(out), "--threshold", "0.3", "--loo", "no"]) == 0
     df = pd.read_csv(out, dtype=str)
     assert list(df.columns) == ["participant", "circular_triads", "zeta", "likelihood_score", "is_outlier"]
     assert set(df["is_outlier"]) <= {"true", "false"}
