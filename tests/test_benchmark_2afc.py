@@ -49,11 +49,18 @@ def test_learnable_task_defeats_mse(tmp_path):
 
 
 @pytest.mark.usefixtures("empty_home")
-def test_default_metrics_skip_missing_weights(noise_set, capsys):
+def test_default_metrics_skip_missing_weights(tmp_path, capsys):
     names = twoafc.default_names()
     assert "mse" in names and "lpips-alex" not in names and "dpis" not in names
-    res = twoafc.run_2afc(noise_set / "triplets.csv", noise_set, None, 0, None, None, progress=False)
-    assert "mse" in res.acc["metric"].tolist()
+    assert "roi-mlp" not in names  # no checkpoint
+    synthetic.synthetic_triplets(tmp_path, n=4, size=32, kind="noise", seed=0)
+    res = twoafc.run_2afc(tmp_path / "triplets.csv", tmp_path, None, 0, None, None, progress=False)
+    scored = res.acc["metric"].tolist()
+    assert "mse" in scored and "psnr" in scored
+    # every default metric was either scored or skipped with a printed reason
+    err = capsys.readouterr().err
+    for n in names:
+        assert n in scored or f"skipped {n}:" in err
 
 
 @pytest.mark.usefixtures("empty_home")
