@@ -85,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default=None, help="condition fixed at 0 (default: mean 0)")
     p.add_argument("--bootstrap", type=int, default=500, help="bootstrap replicates over participants (0 = none)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--prior", default="gaussian", choices=["gaussian", "ridge", "none"], help="Thurstone prior")
+    p.add_argument("--prior", default="auto", choices=["auto", "gaussian", "ridge", "none"],
+                   help="Thurstone prior (auto: pwcmp's gaussian distance prior unless too costly, then ridge)")
     p.add_argument("--bt-alpha", type=float, default=0.01, help="Bradley-Terry regularisation (choix alpha)")
     p.add_argument("--outliers", default=None, help="outliers.csv: drop its flagged participants first")
     p.add_argument("--out", required=True, help="scores.csv")

@@ -107,7 +107,7 @@ def score_outliers(
     likelihood_threshold: float = DEFAULT_LIKELIHOOD_THRESHOLD,
     criterion: str = "either",
     loo: bool | str = "auto",
-    prior: str = "gaussian",
+    prior: str = "auto",
     progress: bool = True,
 ) -> pd.DataFrame:
     """Per-participant outlier scores; one row per participant.

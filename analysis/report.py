@@ -419,3 +419,17 @@ def build_report(
     index = out_dir / "index.html"
     index.write_text("\n".join(parts), encoding="utf-8")
     return index
+
+
+def demo_report(out_dir, votes=None, *, seed: int = 0, bootstrap: int = 50, n_contents: int = 3) -> Path:
+    """For ``lossarena demo``: the report of ``votes`` (DataFrame or path), or of simulated votes
+    (``n_contents`` images x 2 bitrates, 5 loss-function conditions, 20 Thurstone observers + 2 random
+    responders) while no study votes exist. Small settings: finishes in seconds."""
+    if votes is None:
+        from .simulate import demo_truth, simulate_votes
+
+        votes = simulate_votes(demo_truth(n_contents, seed=seed), n_observers=20, n_random=2, seed=seed)
+        title = "Pairwise-comparison report (simulated votes)"
+    else:
+        title = None
+    return build_report(votes, out_dir, title=title, bootstrap=bootstrap, seed=seed, progress=False)
