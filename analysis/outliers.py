@@ -25,7 +25,8 @@ Likelihood score (pwcmp's ``pw_outlier_analysis``)
     else 0 -- the distance below the box of a box plot, in IQRs.
 
 ``is_outlier`` (default criterion ``either``): zeta < ``zeta_threshold`` or likelihood_score >
-``likelihood_threshold``. ``criterion`` may also be ``both``, ``zeta`` or ``likelihood``.
+``likelihood_threshold``. ``criterion`` may also be ``both``, ``zeta`` or ``likelihood``. A study
+with a single participant (e.g. a pooled count matrix) flags nobody.
 """
 
 from __future__ import annotations
@@ -183,6 +184,9 @@ def score_outliers(
         lscore = np.zeros(P)
     by_zeta = np.isfinite(zeta) & (zeta < zeta_threshold)
     by_lik = lscore > likelihood_threshold
+    if P < 2:  # a single (e.g. pooled count-matrix) "participant" has nobody to be compared with
+        by_zeta[:] = False
+        by_lik[:] = False
     flag = {
         "either": by_zeta | by_lik,
         "both": by_zeta & by_lik,
