@@ -41,7 +41,9 @@ def _add_convert(sub) -> None:
 def _add_2afc(sub) -> None:
     p = sub.add_parser("2afc", help="2AFC score and accuracy of metrics on triplets, with bootstrap CIs")
     p.add_argument("triplets")
-    p.add_argument("--images", required=True, help="folder the triplet paths are relative to")
+    p.add_argument("--images", help="folder the triplet paths are relative to (required unless --baselines-only)")
+    p.add_argument("--baselines-only", action="store_true",
+                   help="only the always-majority and human-ceiling rows, from the labels alone (no images)")
     p.add_argument("-m", "--metric", action="append", dest="metrics",
                    help="metric or 2AFC predictor (repeatable; default: all available)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CI")
@@ -126,11 +128,16 @@ def _cmd_convert(a) -> int:
 
 
 def _cmd_2afc(a) -> int:
+    from lossarena.errors import InputError
+
     from .twoafc import run_2afc
 
+    if not a.images and not a.baselines_only:
+        raise InputError("--images DIR is required (or --baselines-only for the label-only rows)")
     res = run_2afc(a.triplets, a.images, a.metrics, a.bootstrap, a.out, a.report, batch_size=a.batch_size,
                    crop=a.crop, seed=a.seed, ci_on=a.ci_on, dpis_checkpoint=a.dpis_checkpoint,
-                   roi_mlp_checkpoint=a.roi_mlp_checkpoint, title=a.title, progress=not a.no_progress)
+                   roi_mlp_checkpoint=a.roi_mlp_checkpoint, title=a.title, progress=not a.no_progress,
+                   baselines_only=a.baselines_only)
     print(res.acc.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {a.out}" + (f" and {res.report}" if res.report else ""))
     _banner()

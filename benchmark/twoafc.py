@@ -154,13 +154,14 @@ class BenchmarkOutput:
 def run_2afc(triplets, images_dir, metrics: Sequence[str] | None = None, bootstrap: int = 1000,
              out_csv=None, report_dir=None, *, batch_size: int = 16, crop: int | None = None, seed: int = 0,
              ci_on: str = "score_2afc", dpis_checkpoint=None, roi_mlp_checkpoint=None,
-             title: str | None = None, progress: bool = True) -> BenchmarkOutput:
+             title: str | None = None, progress: bool = True, baselines_only: bool = False) -> BenchmarkOutput:
     """Benchmark ``metrics`` (default: every available metric and 2AFC predictor) on ``triplets``.
 
     ``triplets`` is a canonical CSV path or a DataFrame with ``reference,a,b,p_a``; image paths are
     relative to ``images_dir``. Writes ``out_csv`` (``acc.csv``) and, with ``report_dir``, an HTML
     report with a bar chart. Metrics named explicitly must work (missing weights -> exit 3); from
-    the default list, a metric that cannot run is skipped with a printed reason.
+    the default list, a metric that cannot run is skipped with a printed reason. ``baselines_only``
+    scores only the always-majority and human-ceiling rows from the labels (no images needed).
     """
     from tqdm.auto import tqdm
 
@@ -174,11 +175,14 @@ def run_2afc(triplets, images_dir, metrics: Sequence[str] | None = None, bootstr
         df, source = validate_triplets(triplets), "triplets"
     else:
         df, source = read_triplets(triplets), str(triplets)
-    images_dir = Path(images_dir)
-    if not images_dir.is_dir():
-        raise InputError(f"{images_dir}: images folder not found")
     explicit = metrics is not None and len(metrics) > 0
-    names = list(dict.fromkeys(metrics)) if explicit else default_names()
+    if baselines_only:
+        names = []
+    else:
+        if images_dir is None or not Path(images_dir).is_dir():
+            raise InputError(f"{images_dir}: images folder not found")
+        names = list(dict.fromkeys(metrics)) if explicit else default_names()
+    images_dir = Path(images_dir or ".")
 
     skipped: dict[str, str] = {}
     scorers: list[Scorer] = []
@@ -194,8 +198,8 @@ def run_2afc(triplets, images_dir, metrics: Sequence[str] | None = None, bootstr
     pref = {s.name: np.full(n_rows, np.nan) for s in scorers}
     vals = {s.name: (np.full(n_rows, np.nan), np.full(n_rows, np.nan)) for s in scorers}
     n_batches = -(-n_rows // batch_size)
-    bar = tqdm(_batches(df, cache, batch_size), total=n_batches, desc="2afc", unit="batch",
-               disable=not progress, file=sys.stderr)
+    bar = tqdm(_batches(df, cache, batch_size) if scorers else [], total=n_batches, desc="2afc", unit="batch",
+               disable=not progress or not scorers, file=sys.stderr)
     for idx, ref, a, b in bar:
         for s in list(scorers):
             try:

@@ -118,3 +118,19 @@ def test_mismatched_sizes_are_named(tmp_path):
         tmp_path / "t.csv", index=False)
     with pytest.raises(InputError, match="b.png"):
         twoafc.run_2afc(tmp_path / "t.csv", tmp_path, ["mse"], 0, None, None, progress=False)
+
+
+def test_cli_clic_baselines_from_labels_alone(tmp_path, capsys):
+    """`convert clic` + `2afc --baselines-only` reproduce CLIC 2021's always-majority 51.6% without images."""
+    from lossarena.paths import require_shared
+
+    oracle = require_shared("triplets", "clic2021_labels", "oracle.csv")
+    assert lossarena_main(["benchmark", "convert", "clic", str(oracle), "--out", str(tmp_path / "t.csv")]) == 0
+    rc = lossarena_main(["benchmark", "2afc", str(tmp_path / "t.csv"), "--baselines-only", "--bootstrap", "100",
+                         "--out", str(tmp_path / "acc.csv"), "--report", str(tmp_path / "rep")])
+    assert rc == 0
+    acc = pd.read_csv(tmp_path / "acc.csv").set_index("metric")
+    assert f"{100 * acc.loc['always-majority', 'accuracy']:.1f}" == "51.6"
+    assert acc.loc["human-ceiling", "accuracy"] < 1.0
+    assert (acc["n"] == 5220).all()
+    assert (tmp_path / "rep" / "index.html").is_file()
