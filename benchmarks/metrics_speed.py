@@ -1,0 +1,301 @@
+"""Forward+backward speed of every registered metric against piq's implementation, side by side.
+
+For each metric in ``lossarena.metrics.list_metrics()`` (4x3x256x256 by default, CPU, 2 torch
+threads): warm-up, then ``--repeats`` timed runs of ``metric(x_hat, x).sum().backward()`` with the
+gradient taken w.r.t. the distorted image, ours and piq's interleaved (ABAB...) so that both see the
+same machine load; the median of each is reported with the ratio ours/piq and the largest
+per-image |value difference|.
+
+piq counterparts (called in the configuration that matches ours where the defaults differ):
+mse: torch ``F.mse_loss``; psnr: ``piq.psnr``; ssim / ms-ssim: ``piq.ssim`` /
+``piq.multi_scale_ssim`` on the luma Y = .299R + .587G + .114B (ours works on luma as ssim.m does;
+piq's default is RGB); fsim: ``piq.fsim`` (FSIMc); gmsd: ``piq.gmsd``; vsi: ``piq.vsi``;
+lpips-vgg: ``piq.LPIPS``; dists: ``piq.DISTS``. nlpd, lpips-alex, lpips-squeeze have none.
+
+Deep metrics need ImageNet backbones. Without them they are skipped with the reason. With
+``--standin`` a temporary TORCH_HOME gets seeded random backbones (and piq's LPIPS/DISTS heads, taken
+from the installed ``lpips`` / ``DISTS_pytorch`` wheels): those rows are labelled
+"stand-in weights: timing only" and their values mean nothing.
+
+    .venv/bin/python benchmarks/metrics_speed.py [--standin] [--repeats 5] [--metrics fsim vsi]
+        [--out benchmarks/RESULTS_metrics.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+STANDIN_NOTE = "stand-in weights: timing only"
+_Y = (0.299, 0.587, 0.114)
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor(_Y, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+def piq_counterparts() -> dict[str, tuple]:
+    """metric name -> (factory() -> callable(x, y) -> (N,), note)."""
+    import piq
+
+    def fn(f, **kw):
+        return lambda: (lambda x, y: f(x, y, reduction="none", **kw))
+
+    def module(cls):
+        def make():
+            m = cls(reduction="none")
+            return lambda x, y: m(x, y)
+        return make
+
+    return {
+        "mse": (lambda: (lambda x, y: F.mse_loss(x, y, reduction="none").flatten(1).mean(1)), "torch F.mse_loss"),
+        "psnr": (fn(piq.psnr, data_range=1.0), "piq.psnr (RGB MSE, as ours)"),
+        "ssim": (lambda: (lambda x, y: piq.ssim(luma(x), luma(y), data_range=1.0, reduction="none")),
+                 "piq.ssim on luma (piq's default is RGB; ours is luma as ssim.m)"),
+        "ms-ssim": (lambda: (lambda x, y: piq.multi_scale_ssim(luma(x), luma(y), data_range=1.0,
+                                                                reduction="none")),
+                    "piq.multi_scale_ssim on luma (piq's default is RGB)"),
+        "fsim": (fn(piq.fsim, chromatic=True), "piq.fsim (FSIMc; piq uses |S_I S_Q|^0.03, MATLAB real(.))"),
+        "gmsd": (fn(piq.gmsd), "piq.gmsd"),
+        "vsi": (fn(piq.vsi), "piq.vsi (ours: MATLAB imresize in SDSP; a no-op at 256x256)"),
+        "lpips-vgg": (module(piq.LPIPS), "piq.LPIPS (VGG; piq normalises inputs differently)"),
+        "dists": (module(piq.DISTS), "piq.DISTS"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# stand-in backbones (timing only)
+
+
+def _standin_state_dict(name: str, seed: int) -> dict:
+    import torchvision
+
+    with torch.device("meta"):
+        model = getattr(torchvision.models, name)(weights=None)
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, v in model.state_dict().items():
+        if key.startswith("features.") and key.endswith(".weight"):
+            state[key] = torch.randn(v.shape, generator=g) * (2.0 / (v.shape[0] * v[0, 0].numel())) ** 0.5
+        elif key.startswith("features.") and key.endswith(".bias"):
+            state[key] = 0.01 * torch.randn(v.shape, generator=g)
+        else:  # classifier: unused by every metric; a stride-0 constant keeps the file small
+            state[key] = torch.full((1,), 0.01).expand(v.shape)
+    return state
+
+
+def setup_standin(seed: int = 1234) -> Path:
+    """A temporary TORCH_HOME with seeded stand-in backbones and piq's LPIPS/DISTS heads."""
+    import torch.hub
+
+    from lossarena.metrics import weights as W
+
+    home = Path(tempfile.mkdtemp(prefix="lossarena-standin-"))
+    ck = home / "hub" / "checkpoints"
+    ck.mkdir(parents=True)
+    for name, b in W.BACKBONES.items():
+        path = ck / b.filename
+        torch.save(_standin_state_dict(name, seed), path)
+        W.mark_standin(path)
+    try:  # piq downloads its heads by URL; give it the same numbers from the installed wheels
+        import DISTS_pytorch
+        import lpips
+
+        heads = torch.load(Path(lpips.__file__).parent / "weights" / "v0.1" / "vgg.pth",
+                           map_location="cpu", weights_only=True)
+        torch.save([heads[f"lin{k}.model.1.weight"] for k in range(5)], ck / "lpips_weights.pt")
+        ab = torch.load(Path(DISTS_pytorch.__file__).parent / "weights.pt", map_location="cpu", weights_only=True)
+        torch.save({"alpha": ab["alpha"], "beta": ab["beta"]}, ck / "dists_weights.pt")
+    except Exception as e:  # noqa: BLE001 - piq's deep metrics are then skipped with this reason
+        print(f"note: piq LPIPS/DISTS heads not prepared ({e})", file=sys.stderr)
+    os.environ["TORCH_HOME"] = str(home)
+    os.environ[W.STANDIN_ENV] = "1"
+    torch.hub._hub_dir = None  # follow $TORCH_HOME
+    return home
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def make_inputs(batch: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Reference crops (Kodak when the shared data is there, else smooth random images) + noise."""
+    from lossarena.paths import shared_data
+
+    g = torch.Generator().manual_seed(seed)
+    folder = shared_data("images", "kodak24")
+    if folder is not None:
+        from lossarena.data.images import list_images, load_image
+
+        refs = []
+        for p in list_images(folder)[:batch]:
+            im = load_image(p)
+            h, w = im.shape[-2:]
+            top, left = (h - size) // 2, (w - size) // 2
+            refs.append(im[..., top:top + size, left:left + size])
+        y = torch.cat(refs)
+        what = f"{batch} central {size}x{size} crops of Kodak"
+    else:
+        y = F.interpolate(torch.rand(batch, 3, size // 8, size // 8, generator=g), size=(size, size),
+                          mode="bicubic", align_corners=False).clamp(0, 1)
+        what = f"{batch} smooth random {size}x{size} images"
+    x = (y + 0.05 * torch.randn(y.shape, generator=g)).clamp(0, 1)
+    return x, y, what + " vs + Gaussian noise (sigma 0.05)"
+
+
+def _run(f, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor, bool]:
+    """(seconds, values, gradient finite) for one forward+backward."""
+    xx = x.clone().requires_grad_(True)
+    t = time.perf_counter()
+    v = f(xx, y)
+    v.sum().backward()
+    el = time.perf_counter() - t
+    return el, v.detach().flatten(), bool(torch.isfinite(xx.grad).all() and torch.isfinite(v).all())
+
+
+def bench_pair(ours, theirs, x, y, repeats: int, warmup: int):
+    """Median ms of ours and theirs (interleaved), last values, and whether each stayed finite."""
+    for _ in range(warmup):
+        _run(ours, x, y)
+        if theirs is not None:
+            _run(theirs, x, y)
+    t_o, t_p = [], []
+    v_o = v_p = None
+    ok_o = ok_p = True
+    for _ in range(repeats):
+        t, v_o, ok = _run(ours, x, y)
+        t_o.append(t)
+        ok_o &= ok
+        if theirs is not None:
+            t, v_p, ok = _run(theirs, x, y)
+            t_p.append(t)
+            ok_p &= ok
+    med_p = statistics.median(t_p) * 1e3 if t_p else None
+    return statistics.median(t_o) * 1e3, med_p, v_o, v_p, ok_o, ok_p
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--metrics", nargs="*", help="subset of metric names (default: all registered)")
+    ap.add_argument("--standin", action="store_true", help=f"seeded stand-in backbones ({STANDIN_NOTE})")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS_metrics.md"))
+    args = ap.parse_args(argv)
+
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    if args.standin:
+        home = setup_standin()
+        print(f"{STANDIN_NOTE}: TORCH_HOME={home}")
+
+    from lossarena.metrics import list_metrics, weights_present
+
+    piq_map = piq_counterparts()
+    x, y, what = make_inputs(args.batch, args.size, args.seed)
+    rows, skipped = [], []
+    specs = [s for s in list_metrics() if not args.metrics or s.name in args.metrics]
+    for spec in specs:
+        if not spec.differentiable:
+            skipped.append((spec.name, "not differentiable"))
+            continue
+        standin = bool(spec.needs_weights)
+        if spec.needs_weights and not weights_present(spec):
+            skipped.append((spec.name, f"backbone weights missing ({', '.join(spec.needs_weights)}); "
+                                       "`lossarena weights download`, or --standin for timing only"))
+            print(f"skip {spec.name}: {skipped[-1][1]}")
+            continue
+        try:
+            m = spec.module()
+        except Exception as e:  # noqa: BLE001
+            skipped.append((spec.name, f"cannot build: {e}"))
+            continue
+        ours = m.forward
+        theirs, note = None, "no piq counterpart"
+        if spec.name in piq_map:
+            factory, note = piq_map[spec.name]
+            try:
+                theirs = factory()
+            except Exception as e:  # noqa: BLE001
+                theirs, note = None, f"piq unavailable: {type(e).__name__}: {str(e)[:80]}"
+        print(f"{spec.name} ...", end=" ", flush=True)
+        t_o, t_p, v_o, v_p, ok_o, ok_p = bench_pair(ours, theirs, x, y, args.repeats, args.warmup)
+        diff = float((v_o - v_p).abs().max()) if v_p is not None else None
+        ratio = t_o / t_p if t_p else None
+        if not ok_o:
+            note = f"OURS: NaN/inf value or gradient; {note}"
+        if theirs is not None and not ok_p:
+            note = f"{note}; piq: NaN/inf value or gradient on this input"
+        if standin:
+            note = f"{STANDIN_NOTE}; {note}"
+        rows.append((spec.name, t_o, t_p, ratio, diff, note))
+        print(f"ours {t_o:.1f} ms" + (f", piq {t_p:.1f} ms, ratio {ratio:.2f}" if t_p else ""))
+
+    def f(v, fmt):
+        return "–" if v is None or v != v else format(v, fmt)
+
+    lines = [
+        "| metric | ours ms | piq ms | ours/piq | max abs value diff | note |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for name, t_o, t_p, ratio, diff, note in rows:
+        lines.append(f"| {name} | {t_o:.1f} | {f(t_p, '.1f')} | {f(ratio, '.2f')} | {f(diff, '.2e')} | {note} |")
+    table = "\n".join(lines)
+    print()
+    print(table)
+    for name, why in skipped:
+        print(f"skipped {name}: {why}")
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    import piq
+
+    header = [
+        "# Metric speed: lossarena vs piq",
+        "",
+        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {cpu}, {os.cpu_count()} logical CPUs, load average at the end "
+        + (f"{load[0]:.1f}" if load else "n/a"),
+        f"- torch {torch.__version__} (CPU, {args.threads} threads), piq {piq.__version__}, Python "
+        f"{platform.python_version()}",
+        f"- input: {what}; batch {args.batch}x3x{args.size}x{args.size}, float32",
+        f"- timing: forward + backward (gradient w.r.t. the distorted image), {args.warmup} warm-up, "
+        f"median of {args.repeats}, ours and piq interleaved",
+        "- command: `.venv/bin/python benchmarks/metrics_speed.py"
+        + (" --standin" if args.standin else "") + "`",
+        "",
+        table,
+        "",
+    ]
+    for name, why in skipped:
+        header.append(f"- skipped {name}: {why}")
+    Path(args.out).write_text("\n".join(header) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

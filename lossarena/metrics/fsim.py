@@ -1,0 +1,251 @@
+"""FSIM and FSIMc (Zhang, Zhang, Mou, Zhang 2011), reproducing the authors' ``FeatureSIM.m``.
+
+What is reproduced, step by step (MATLAB names in brackets):
+
+* inputs on the 0-255 scale; YIQ with ``Y = .299R + .587G + .114B``, ``I = .596R - .274G - .322B``,
+  ``Q = .211R - .523G + .312B``;
+* automatic downsampling ``F = max(1, round(min(H, W) / 256))`` (MATLAB rounding) with an FxF
+  average filter (``conv2 'same'``, zero padding) and ``(1:F:end)`` subsampling;
+* phase congruency of Y as in ``phasecong2``: 4 scales x 4 orientations of log-Gabor filters
+  (minWaveLength 6, mult 2, sigmaOnf 0.55, dThetaOnSigma 1.2, Butterworth low-pass 0.45 / order 15),
+  ``epsilon = 1e-4`` in the weighted mean phase, noise threshold from the median squared response
+  at the smallest scale (k = 2, Rayleigh model, /1.7), ``PC = sum_o max(E_o - T_o, 0) / sum An``;
+* Scharr gradient magnitude; ``S_PC`` with T1 = 0.85, ``S_G`` with T2 = 160; weights ``max(PC1, PC2)``;
+* FSIMc: ``S_I``, ``S_Q`` with T3 = T4 = 200 and ``real((S_I S_Q)^0.03)`` (MATLAB's real part of the
+  complex power when the product is negative; piq uses ``|S_I S_Q|^0.03`` instead).
+
+Grey images: ``FeatureSIM.m`` treats a 2-D input as Y with ``I = Q = 1`` for both images, so FSIMc
+of a grey pair equals FSIM. lossarena receives grey images as three equal channels; then ``I = Q =
+0`` exactly and the chromatic factor is 1 as well, so ``fsim(x, y)`` (chromatic=True, the default)
+reproduces MATLAB's FSIM on grey pairs and FSIMc on colour pairs, as the authors' own call does.
+``chromatic=False`` gives FSIM (luma only) on colour pairs.
+
+Differences from MATLAB, none of which changes a value where MATLAB's is defined:
+
+* the image mean is subtracted before the FFT (the filters are 0 at DC, so this is exact; it only
+  removes round-off from flat images);
+* ``0/0`` (a flat image, no filter response) gives PC = 0 instead of NaN, and when neither image
+  has any phase congruency at all the weights become uniform instead of ``0/0``;
+* square roots and fractional powers use subgradient 0 at 0 (finite gradients on flat images);
+* the median of even-length vectors is MATLAB's (mean of the two middle values).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+from ._zhang_common import (
+    downsample_factor,
+    matlab_average_downsample,
+    real_pow,
+    safe_div,
+    safe_sqrt,
+    scharr_magnitude,
+    similarity,
+)
+from .registry import FunctionalMetric, MetricSpec, register_metric
+from .validate import validate_images
+
+# phasecong2 defaults as in FeatureSIM.m
+NSCALE, NORIENT = 4, 4
+MIN_WAVELENGTH, MULT, SIGMA_ON_F, D_THETA_ON_SIGMA = 6, 2, 0.55, 1.2
+K_NOISE, EPSILON = 2.0, 1e-4
+T1, T2, T3, T4, LAMBDA = 0.85, 160.0, 200.0, 200.0, 0.03
+MIN_SIZE = 8
+
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
+                    dtype=torch.float64)
+
+
+def _freq_grid(n: int) -> torch.Tensor:
+    """phasecong2's normalised frequency range for one axis (odd and even lengths differ)."""
+    if n % 2:
+        return torch.arange(-(n - 1) / 2, (n - 1) / 2 + 0.5, dtype=torch.float64) / max(n - 1, 1)
+    return torch.arange(-n / 2, n / 2, dtype=torch.float64) / n
+
+
+def _ifftshift2(a: torch.Tensor) -> torch.Tensor:
+    return torch.fft.ifftshift(a, dim=(-2, -1))
+
+
+@functools.lru_cache(maxsize=8)
+def _filter_bank_cpu(rows: int, cols: int):
+    """Log-Gabor filters (O, S, rows, cols) and the per-orientation noise constants (float64)."""
+    yr, xr = _freq_grid(rows), _freq_grid(cols)
+    y, x = torch.meshgrid(yr, xr, indexing="ij")
+    radius = torch.sqrt(x * x + y * y)
+    theta = torch.atan2(-y, x)
+    lp = _ifftshift2(1.0 / (1.0 + (radius / 0.45) ** (2 * 15)))
+    radius = _ifftshift2(radius).clone()
+    theta = _ifftshift2(theta)
+    radius[0, 0] = 1.0
+    sint, cost = torch.sin(theta), torch.cos(theta)
+    log_gabor = []
+    for s in range(NSCALE):
+        fo = 1.0 / (MIN_WAVELENGTH * MULT**s)
+        lg = torch.exp(-(torch.log(radius / fo) ** 2) / (2 * math.log(SIGMA_ON_F) ** 2)) * lp
+        lg[0, 0] = 0.0
+        log_gabor.append(lg)
+    theta_sigma = math.pi / NORIENT / D_THETA_ON_SIGMA
+    filters = torch.empty(NORIENT, NSCALE, rows, cols, dtype=torch.float64)
+    for o in range(NORIENT):
+        angl = o * math.pi / NORIENT
+        ds = sint * math.cos(angl) - cost * math.sin(angl)
+        dc = cost * math.cos(angl) + sint * math.sin(angl)
+        spread = torch.exp(-(torch.atan2(ds, dc).abs() ** 2) / (2 * theta_sigma**2))
+        for s in range(NSCALE):
+            filters[o, s] = log_gabor[s] * spread
+    em_n = filters[:, 0].pow(2).sum(dim=(-2, -1))  # (O,)
+    ifft_filt = torch.fft.ifft2(filters).real * math.sqrt(rows * cols)  # (O, S, rows, cols)
+    sum_an2 = ifft_filt.pow(2).sum(dim=(1, 2, 3))
+    sum_aiaj = torch.zeros(NORIENT, dtype=torch.float64)
+    for si in range(NSCALE - 1):
+        for sj in range(si + 1, NSCALE):
+            sum_aiaj += (ifft_filt[:, si] * ifft_filt[:, sj]).sum(dim=(-2, -1))
+    # EstNoiseEnergy2 = noisePower * (2 sumAn2 + 4 sumAiAj);  noisePower = meanE2n / EM_n
+    noise_gain = (2.0 * sum_an2 + 4.0 * sum_aiaj) / em_n  # (O,)
+    # The image spectrum X is Hermitian, so with f = f_even + f_odd (f_even(u) = f_even(-u),
+    # f_odd(u) = -f_odd(-u)): real(ifft2(X f)) = ifft2(X f_even) and imag(ifft2(X f)) =
+    # ifft2(-i X f_odd), both Hermitian -> both are exact real inverse FFTs of half spectra.
+    mirrored = torch.roll(torch.flip(filters, dims=(-2, -1)), shifts=(1, 1), dims=(-2, -1))
+    half = cols // 2 + 1
+    f_even = (0.5 * (filters + mirrored))[..., :half]
+    f_odd = (0.5 * (filters - mirrored))[..., :half]
+    bank = torch.stack([f_even.to(torch.complex128), -1j * f_odd.to(torch.complex128)])  # (2, O, S, H, W/2+1)
+    return bank, noise_gain
+
+
+def _median_last(v: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``median`` along the last dim (mean of the two middle values for even lengths)."""
+    n = v.shape[-1]
+    lo = torch.kthvalue(v, (n + 1) // 2, dim=-1).values
+    if n % 2:
+        return lo
+    hi = torch.kthvalue(v, n // 2 + 1, dim=-1).values
+    return 0.5 * (lo + hi)
+
+
+class _PhaseEnergy(torch.autograd.Function):
+    """Per-orientation PC energy and total amplitude from even/odd responses, hand-differentiated.
+
+    Forward, for E, O of shape (B, O, S, H, W) (even/odd responses, S scales):
+    ``An = |E + iO|``, ``sumE = sum_s E``, ``sumO = sum_s O``, ``XEnergy = |sumE + i sumO| + eps``,
+    ``MeanE, MeanO = sumE, sumO / XEnergy`` and
+    ``Energy = sum_s (E MeanE + O MeanO - |E MeanO - O MeanE|)``.
+    Returns ``Energy`` (B, O, H, W) and ``sum_{o,s} An`` (B, H, W). The explicit backward avoids
+    most of autograd's intermediate tensors (this is the hot loop) and uses subgradient 0 where an
+    amplitude is exactly 0.
+    """
+
+    @staticmethod
+    def forward(ctx, e, o, eps: float):
+        an = torch.hypot(e, o)
+        an_all = an.sum(dim=(1, 2))
+        se, so = e.sum(dim=2), o.sum(dim=2)
+        r = torch.hypot(se, so)
+        xe = r + eps
+        me, mo = se / xe, so / xe
+        c = e * mo.unsqueeze(2) - o * me.unsqueeze(2)
+        energy = r * r / xe - c.abs().sum(dim=2)
+        ctx.save_for_backward(e, o, an, c, se, so, r)
+        ctx.eps = eps
+        return energy, an_all
+
+    @staticmethod
+    def backward(ctx, g_en, g_an):
+        e, o, an, c, se, so, r = ctx.saved_tensors
+        eps = ctx.eps
+        xe = r + eps
+        me, mo = se / xe, so / xe
+        ge = go = None
+        if g_an is not None:
+            w = torch.where(an > 0, g_an[:, None, None] / torch.where(an > 0, an, 1.0), 0.0)
+            ge, go = w * e, w * o
+        if g_en is not None:
+            sg = torch.sign(c)
+            a_sum = (sg * e).sum(dim=2)
+            b_sum = (sg * o).sum(dim=2)
+            rs = torch.where(r > 0, r, 1.0)
+            xe2 = xe * xe
+            k = 1.0 / (rs * xe2)
+            t = se * so * k
+            dme_dse, dme_dso = 1.0 / xe - se * se * k, -t
+            dmo_dse, dmo_dso = -t, 1.0 / xe - so * so * k
+            p = (r + 2 * eps) / xe2
+            d_se = se * p - (a_sum * dmo_dse - b_sum * dme_dse)
+            d_so = so * p - (a_sum * dmo_dso - b_sum * dme_dso)
+            gb = g_en.unsqueeze(2)
+            ge_en = gb * (d_se.unsqueeze(2) - sg * mo.unsqueeze(2))
+            go_en = gb * (d_so.unsqueeze(2) + sg * me.unsqueeze(2))
+            ge = ge_en if ge is None else ge + ge_en
+            go = go_en if go is None else go + go_en
+        return ge, go, None
+
+
+def phase_congruency(y: torch.Tensor) -> torch.Tensor:
+    """phasecong2 of FeatureSIM.m for a (B, 1, H, W) luma batch on the 0-255 scale -> (B, 1, H, W)."""
+    b, _, rows, cols = y.shape
+    bank, noise_gain = _filter_bank_cpu(rows, cols)
+    cdtype = torch.complex128 if y.dtype == torch.float64 else torch.complex64
+    bank = bank.to(device=y.device, dtype=cdtype)
+    noise_gain = noise_gain.to(device=y.device, dtype=y.dtype)
+
+    yc = y - y.mean(dim=(-2, -1), keepdim=True)  # exact: every filter is 0 at DC
+    spec = torch.fft.rfft2(yc)  # (B, 1, H, W/2+1)
+    eo = torch.fft.irfft2(spec.unsqueeze(1).unsqueeze(1) * bank, s=(rows, cols))  # (B, 2, O, S, H, W)
+    e, o = eo[:, 0], eo[:, 1]
+    energy, an_all = _PhaseEnergy.apply(e, o, EPSILON)
+
+    an2_small = e[:, :, 0] ** 2 + o[:, :, 0] ** 2  # |EO|^2 at the smallest scale, (B, O, H, W)
+    median_e2n = _median_last(an2_small.flatten(2))  # (B, O)
+    mean_e2n = -median_e2n / math.log(0.5)
+    tau = safe_sqrt(mean_e2n * noise_gain / 2.0)  # Rayleigh parameter
+    thresh = tau * (math.sqrt(math.pi / 2) + K_NOISE * math.sqrt(2 - math.pi / 2)) / 1.7
+    energy_all = torch.relu(energy - thresh[..., None, None]).sum(dim=1, keepdim=True)
+    return safe_div(energy_all, an_all.unsqueeze(1), 0.0)
+
+
+def fsim(x_dist: torch.Tensor, y_ref: torch.Tensor, chromatic: bool = True) -> torch.Tensor:
+    """FSIMc (``chromatic=True``, default) or FSIM of distorted ``x_dist`` vs reference ``y_ref``.
+
+    Float RGB NCHW in [0, 1] -> (N,) values in [0, 1] (1 for identical images). Grey images given
+    as three equal channels give MATLAB's grey FSIM with either setting (see module docstring).
+    """
+    validate_images(x_dist, y_ref, name="fsim", min_size=MIN_SIZE)
+    n = x_dist.shape[0]
+    both = torch.cat([x_dist, y_ref], dim=0) * 255.0
+    yiq = torch.einsum("ck,bkhw->bchw", _YIQ.to(device=both.device, dtype=both.dtype), both)
+    yiq = matlab_average_downsample(yiq, downsample_factor(*both.shape[-2:]))
+    lum = yiq[:, :1]
+
+    pc = phase_congruency(lum)
+    gm = scharr_magnitude(lum)
+    pc1, pc2 = pc[:n], pc[n:]
+    g1, g2 = gm[:n], gm[n:]
+    pcm = torch.maximum(pc1, pc2)
+    sim = similarity(pc1, pc2, T1) * similarity(g1, g2, T2)
+    if chromatic:
+        i1, i2 = yiq[:n, 1:2], yiq[n:, 1:2]
+        q1, q2 = yiq[:n, 2:3], yiq[n:, 2:3]
+        sim = sim * real_pow(similarity(i1, i2, T3) * similarity(q1, q2, T4), LAMBDA)
+    num = (sim * pcm).flatten(1).sum(1)
+    den = pcm.flatten(1).sum(1)
+    # no phase congruency anywhere in either image (e.g. two flat images): uniform weights
+    return safe_div(num, den, sim.flatten(1).mean(1))
+
+
+def _module(reduction: str = "none", **kw):
+    return FunctionalMetric(fsim, reduction, **kw)
+
+
+register_metric(MetricSpec(
+    name="fsim", lower_better=False, differentiable=True, function=fsim, module=_module,
+    best_value=1.0, min_size=MIN_SIZE,
+    citation=("L. Zhang, L. Zhang, X. Mou, D. Zhang, 'FSIM: A Feature Similarity Index for Image "
+              "Quality Assessment', IEEE TIP 20(8):2378-2386, 2011"),
+    description="FSIMc on colour, FSIM on grey (chromatic=False: luma-only FSIM); FeatureSIM.m defaults",
+    aliases=("fsimc",),
+))
