@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--random-fraction", type=float, default=0.1, help="share of random responders")
     m.add_argument("--think-ms", type=float, default=0.0, help="mean think time per pair (exponential)")
     m.add_argument("--ack-log", help="append 'participant,seq,status,winner' per committed vote")
+    m.add_argument("--first", type=int, default=0, help="index of the first participant (split over processes)")
+    m.add_argument("--latency-log", help="write every vote-commit latency (ms), one per line")
     m.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     e = sub.add_parser("export", help="votes to the canonical CSV")
@@ -64,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("study")
     v.add_argument("--worker", required=True)
     v.add_argument("--code", required=True)
-    v.add_argument("--db", help="also check that the participant finished (in this store)")
+    v.add_argument("--db", help="the store for --check-finished (default STUDY/votes.sqlite)")
+    v.add_argument("--check-finished", action="store_true", help="also require a finished participant in the store")
 
     y = sub.add_parser("synth-stimuli", help="a small synthetic stimuli folder (JPEG/WebP, rate-matched)")
     y.add_argument("out")
@@ -103,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.participants < 1 or args.concurrency < 1:
             raise InputError("--participants and --concurrency must be at least 1")
         res = simulate(args.study, args.db, args.participants, args.concurrency, args.seed,
-                       args.random_fraction, args.think_ms / 1000.0, args.ack_log)
+                       args.random_fraction, args.think_ms / 1000.0, args.ack_log, progress=not args.json,
+                       first=args.first)
+        if args.latency_log:
+            with open(args.latency_log, "w") as f:
+                f.writelines(f"{x:.3f}\n" for x in res.latencies_ms)
         summ = res.summary()
         if args.json:
             print(json.dumps(summ))
@@ -127,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.study)
         wid = validate_worker_id(args.worker)
         ok = verify_completion_code(cfg.study_secret, cfg.study_id, wid, args.code)
-        if ok and args.db is not None:
+        if ok and args.check_finished:
             from .core.store import open_store
 
             st = open_store(args.db or cfg.default_db_url())

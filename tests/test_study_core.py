@@ -334,10 +334,10 @@ def test_cli_build_simulate_export_verify(stimuli_dir, tmp_path, capsys):
     assert "12 votes" in capsys.readouterr().out
     cfg = load_config(study)
     code = completion_code(cfg.secret, "cli-study", "SIM-1-0000")
-    assert study_main(["verify-code", str(study), "--worker", "SIM-1-0000", "--code", code, "--db", ""]) == 0
+    assert study_main(["verify-code", str(study), "--worker", "SIM-1-0000", "--code", code, "--check-finished"]) == 0
     assert study_main(["verify-code", str(study), "--worker", "SIM-1-0000", "--code", "AAAA-BBBB-CCCC-DDDD"]) == 1
     assert study_main(["verify-code", str(study), "--worker", "NOT-THERE", "--code",
-                       completion_code(cfg.secret, "cli-study", "NOT-THERE"), "--db", ""]) == 1
+                       completion_code(cfg.secret, "cli-study", "NOT-THERE"), "--check-finished"]) == 1
     assert study_main(["serve", str(study), "--print-command"]) == 0
     cmd = capsys.readouterr().out
     assert "streamlit run" in cmd and "app.py" in cmd and "LOSSARENA_STUDY_DB=" in cmd

@@ -153,11 +153,15 @@ def simulate_runtime(rt: StudyRuntime, participants: int, concurrency: int = 1, 
 
 def simulate(study_dir: str | Path, db_url: str | None = None, participants: int = 20, concurrency: int = 4,
              seed: int = 0, random_fraction: float = 0.1, think_s: float = 0.0,
-             ack_log: str | Path | None = None, progress: bool = True) -> SimResult:
-    """Simulate ``participants`` observers (``concurrency`` at a time) on a built study."""
+             ack_log: str | Path | None = None, progress: bool = True, first: int = 0) -> SimResult:
+    """Simulate ``participants`` observers (``concurrency`` at a time) on a built study.
+
+    Participant ids are ``SIM-<seed>-<n>`` for n in ``first .. first+participants-1``: the same seed
+    resumes the same participants (after a crash), and ``first`` splits a population over processes.
+    """
     rt = StudyRuntime.open(study_dir, db_url, pool_size=max(5, min(concurrency, 50)), max_overflow=max(10, concurrency))
     try:
         return simulate_runtime(rt, participants, concurrency, seed, random_fraction, think_s, ack_log,
-                                progress=progress)
+                                first=first, progress=progress)
     finally:
         rt.store.dispose()

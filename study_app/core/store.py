@@ -43,6 +43,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    literal,
     select,
     update,
 )
@@ -263,31 +264,36 @@ class SqlStore:
     # ---- votes
     def record_vote(self, study_id: str, pid: str, seq: int, side: str, response_time_ms: int | None) -> VoteResult:
         """Commit the answer to assignment ``seq`` (``side`` = left | right | tie). Idempotent: a
-        second answer to the same assignment returns status "duplicate" and changes nothing."""
+        second answer to the same assignment returns status "duplicate" and changes nothing.
+
+        One statement, one transaction: ``INSERT INTO votes SELECT ... FROM assignments WHERE ...
+        RETURNING winner`` (the vote is copied from the issued pair, so a client cannot vote on a
+        pair it was not shown)."""
         if side not in ("left", "right", "tie"):
             raise InputError(f"vote side {side!r}: expected left, right or tie")
+        a = assignments.c
+        winner = {"left": a.cond_left, "right": a.cond_right, "tie": literal("tie", String)}[side]
+        sel = select(a.study_id, a.participant, a.seq, a.kind, a.content, a.grp, a.cond_left, a.cond_right,
+                     a.pair_key, winner, literal(response_time_ms, Integer), literal(time.time(), Float)).where(
+            a.study_id == study_id, a.participant == pid, a.seq == seq)
+        ins = votes.insert().from_select(
+            ["study_id", "participant", "seq", "kind", "content", "grp", "condition_a", "condition_b", "pair_key",
+             "winner", "response_time_ms", "timestamp"], sel).returning(votes.c.winner)
         t0 = time.perf_counter()
-        with self.read() as c:
-            a = c.execute(select(assignments).where(
-                assignments.c.study_id == study_id, assignments.c.participant == pid,
-                assignments.c.seq == seq)).mappings().first()
-        if a is None:
-            raise InputError(f"participant {pid}: no pair number {seq} was issued")
-        winner = {"left": a["cond_left"], "right": a["cond_right"], "tie": "tie"}[side]
         try:
             with self.write() as c:
-                c.execute(votes.insert().values(
-                    study_id=study_id, participant=pid, seq=seq, kind=a["kind"], content=a["content"],
-                    grp=a["grp"], condition_a=a["cond_left"], condition_b=a["cond_right"],
-                    pair_key=a["pair_key"], winner=winner, response_time_ms=response_time_ms,
-                    timestamp=time.time()))
+                got = c.execute(ins).scalar_one_or_none()
             status = "new"
         except IntegrityError:
-            status = "duplicate"
+            got, status = None, "duplicate"
+        latency = (time.perf_counter() - t0) * 1000.0
+        if status == "duplicate":
             with self.read() as c:
-                winner = c.execute(select(votes.c.winner).where(
+                got = c.execute(select(votes.c.winner).where(
                     votes.c.study_id == study_id, votes.c.participant == pid, votes.c.seq == seq)).scalar_one()
-        return VoteResult(status, winner, (time.perf_counter() - t0) * 1000.0)
+        elif got is None:
+            raise InputError(f"participant {pid}: no pair number {seq} was issued")
+        return VoteResult(status, got, latency)
 
     def participant_votes(self, study_id: str, pid: str) -> list[dict]:
         with self.read() as c:
