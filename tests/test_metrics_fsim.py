@@ -18,8 +18,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from lossarena.data.images import load_image
+
 from lossarena.metrics import compute, get_loss, get_metric
 from lossarena.metrics.fsim import _PhaseEnergy, fsim
 from lossarena.paths import require_shared
@@ -85,18 +85,19 @@ def test_identity_and_symmetry():
 
 def test_monotone_in_noise():
     y = smooth_image(6, size=96)
-    g = torch.Generator().manual_seed(7)
-    noise = torch.randn(y.shape, generator=g)
-    vals = [float(fsim((y + s * noise).clamp(0, 1), y)) for s in (0.0, 0.02, 0.05, 0.1, 0.2)]
+    noise = torch.randn(y.shape, generator=torch.Generator().manual_seed(7))
+    sigmas = (0.0, 0.02, 0.05, 0.1, 0.2)
+    x = torch.cat([(y + s * noise).clamp(0, 1) for s in sigmas])
+    vals = fsim(x, y.expand_as(x)).tolist()
     assert vals[0] == pytest.approx(1.0, abs=1e-6)
     assert all(a > b for a, b in zip(vals, vals[1:])), vals
 
 
 def test_batch_consistency():
-    y = smooth_image(8, n=3)
+    y = smooth_image(8, n=2)
     x = (y + 0.05 * torch.randn(y.shape, generator=torch.Generator().manual_seed(9))).clamp(0, 1)
     batch = fsim(x, y)
-    single = torch.cat([fsim(x[i:i + 1], y[i:i + 1]) for i in range(3)])
+    single = torch.cat([fsim(x[i:i + 1], y[i:i + 1]) for i in range(2)])
     assert torch.allclose(batch, single, atol=1e-6)
 
 
@@ -107,21 +108,27 @@ def _grad(x, y, **kw):
     return loss, x.grad
 
 
-@pytest.mark.parametrize("case", ["random", "flat_dist", "black_dist", "flat_ref_noise", "black_ref_noise"])
-def test_gradients_finite_nonzero_64px(case):
+def test_gradients_finite_nonzero_64px():
+    """Random, flat and black distorted images vs a random reference, and flat / black references
+    with a noisy distortion, in one batch (images are scored independently)."""
     g = torch.Generator().manual_seed(10)
-    ref = torch.rand(2, 3, 64, 64, generator=g)
-    noise = torch.randn(2, 3, 64, 64, generator=g)
-    x, y = {
-        "random": (torch.rand(2, 3, 64, 64, generator=g), ref),
-        "flat_dist": (torch.full((2, 3, 64, 64), 0.5), ref),
-        "black_dist": (torch.zeros(2, 3, 64, 64), ref),
-        "flat_ref_noise": ((0.5 + 0.05 * noise).clamp(0, 1), torch.full((2, 3, 64, 64), 0.5)),
-        "black_ref_noise": ((0.05 * noise).clamp(0, 1), torch.zeros(2, 3, 64, 64)),
-    }[case]
-    loss, grad = _grad(x, y)
-    assert torch.isfinite(loss) and torch.isfinite(grad).all()
-    assert grad.abs().sum() > 0
+    ref = torch.rand(1, 3, 64, 64, generator=g)
+    noise = torch.randn(1, 3, 64, 64, generator=g)
+    flat, black = torch.full((1, 3, 64, 64), 0.5), torch.zeros(1, 3, 64, 64)
+    cases = {
+        "random": (torch.rand(1, 3, 64, 64, generator=g), ref),
+        "flat_dist": (flat, ref),
+        "black_dist": (black, ref),
+        "flat_ref_noise": ((0.5 + 0.05 * noise).clamp(0, 1), flat),
+        "black_ref_noise": ((0.05 * noise).clamp(0, 1), black),
+    }
+    x = torch.cat([c[0] for c in cases.values()]).requires_grad_(True)
+    y = torch.cat([c[1] for c in cases.values()])
+    loss = get_loss("fsim")(x, y)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
+    per_image = x.grad.abs().flatten(1).sum(1)
+    assert (per_image > 0).all(), dict(zip(cases, per_image.tolist()))
 
 
 def test_gradient_finite_luma_only_on_flat():
@@ -152,7 +159,7 @@ def test_full_metric_directional_derivative():
     assert float((xr.grad * v).sum()) == pytest.approx(float(fd), rel=1e-4, abs=1e-7)
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(h=st.integers(8, 40), w=st.integers(8, 40), levels=st.sampled_from([0, 2, 255]),
        seed=st.integers(0, 2**16))
 def test_no_nan_on_random_inputs(h, w, levels, seed):
