@@ -249,17 +249,17 @@ class EncodedVotes:
 
 def encode_votes(df: pd.DataFrame, conditions: list[str] | None = None) -> EncodedVotes:
     """Encode (a subset of) validated votes; ``conditions`` fixes the order (default: sorted)."""
-    a = df["condition_a"].to_numpy(dtype=object)
-    b = df["condition_b"].to_numpy(dtype=object)
-    w = df["winner"].to_numpy(dtype=object)
+    sa, sb, sw = df["condition_a"], df["condition_b"], df["winner"]
     if conditions is None:
-        conditions = sorted(set(a) | set(b))
-    index = {c: i for i, c in enumerate(conditions)}
-    ia = np.fromiter((index[x] for x in a), dtype=np.int64, count=len(a))
-    ib = np.fromiter((index[x] for x in b), dtype=np.int64, count=len(b))
+        conditions = sorted(set(pd.unique(sa)) | set(pd.unique(sb)))
+    ia = pd.Categorical(sa, categories=conditions).codes.astype(np.int64)
+    ib = pd.Categorical(sb, categories=conditions).codes.astype(np.int64)
+    if (ia < 0).any() or (ib < 0).any():
+        bad = sa[ia < 0].iloc[0] if (ia < 0).any() else sb[ib < 0].iloc[0]
+        raise InputError(f"condition '{bad}' is not among the given conditions")
+    tie = (sw == TIE).to_numpy(dtype=bool)
+    a_won = (sw == sa).to_numpy(dtype=bool)
     pcodes, participants = pd.factorize(df["participant"], sort=True)
-    tie = w == TIE
-    a_won = w == a
     win = np.where(a_won, ia, ib)
     lose = np.where(a_won, ib, ia)
     # ties: one half-vote each way
