@@ -11,9 +11,10 @@ For each of the two distorted images X ∈ {A, B} against the reference R, four 
 * ``LPIPS``: LPIPS-Alex's spatial map (the v0.1 heads per layer, upsampled and summed). If the AlexNet
   backbone is missing, a **weight-free substitute** is used instead and announced loudly: ``1 − GMS``,
   the gradient-magnitude similarity map of GMSD (Xue et al. 2014, c = 0.0026 on [0, 1] luma);
-* ``D-loss``: the ROI codec's conditional discriminator on X (``-log σ(logit)`` per patch, upsampled),
-  via ``discriminator_score`` of the ROI codec (``--roi-checkpoint``). Without a ROI codec
-  checkpoint the D-loss inputs are **zero** (stated in the checkpoint and on stderr).
+* ``D-loss``: the ROI codec's conditional discriminator on X given R (``-log σ(logit)`` per patch,
+  upsampled), via ``lossarena.codecs.roi_codec.discriminator_score`` (``--roi-checkpoint``, a stage-2
+  ROI codec). Without a ROI codec checkpoint the D-loss inputs are **zero** (stated in the
+  checkpoint and on stderr).
 
 Inputs: basic ``mean(L)`` and ROI ``mean(L ⊗ RM_2D)``, with ``RM_2D`` from the saliency registry of the
 ROI codec (``lossarena.codecs.roi_saliency``: σ(saliency) smoothed by a 51×51 box, computed on the
@@ -139,8 +140,7 @@ class LpipsMap:
 
 def find_discriminator_score():
     """The ROI codec's ``discriminator_score(ckpt_or_model, x, x_hat)``, wherever it lives."""
-    for mod in ("lossarena.codecs.roi_model", "lossarena.codecs.roi_train", "lossarena.codecs.roi",
-                "lossarena.codecs.roi_codec", "lossarena.codecs.roi_cli"):
+    for mod in ("lossarena.codecs.roi_codec", "lossarena.codecs.roi_model", "lossarena.codecs.roi_train"):
         try:
             m = importlib.import_module(mod)
         except ImportError:
@@ -173,7 +173,7 @@ class FeatureExtractor:
         from lossarena.codecs.roi_saliency import get_saliency
 
         self._sal = get_saliency(saliency)
-        self.roi_checkpoint = roi_checkpoint
+        self.roi_checkpoint = str(Path(roi_checkpoint).resolve()) if roi_checkpoint else None
         self._disc = None
         if roi_checkpoint:
             if not Path(roi_checkpoint).is_file():
@@ -192,21 +192,21 @@ class FeatureExtractor:
         return roi_masks(ref, self._sal)["rm2d"]
 
     def maps(self, x: torch.Tensor, ref: torch.Tensor) -> list[torch.Tensor]:
-        n, _, h, w = x.shape
+        """Per-pixel MSE, 1 − MS-SSIM and LPIPS (or 1 − GMS) maps, each (N, 1, H, W)."""
         m_mse = (x - ref).pow(2).mean(1, keepdim=True)
         m_ms = 1.0 - msssim_map(x, ref)
         m_lp = self.lpips(x, ref) if self.lpips is not None else 1.0 - gms_map(x, ref)
-        if self._disc is not None:
-            logit = self._disc(self.roi_checkpoint, ref, x)
-            logit = torch.as_tensor(logit, dtype=x.dtype)
-            if logit.dim() == 1:
-                logit = logit.view(n, 1, 1, 1)
-            if logit.dim() == 3:
-                logit = logit[:, None]
-            m_d = F.interpolate(-F.logsigmoid(logit), size=(h, w), mode="nearest")
-        else:
-            m_d = x.new_zeros(n, 1, h, w)
-        return [m_mse, m_ms, m_lp, m_d]
+        return [m_mse, m_ms, m_lp]
+
+    def d_loss(self, x: torch.Tensor, ref: torch.Tensor, rm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(basic, ROI) discriminator loss ``-log σ(D(x | c(ref)))``; zeros without a ROI codec checkpoint."""
+        n = x.shape[0]
+        if self._disc is None:
+            return x.new_zeros(n), x.new_zeros(n)
+        basic = torch.as_tensor(self._disc(self.roi_checkpoint, ref, x), dtype=x.dtype).reshape(n)
+        # discriminator_score's weighted form is Σ(L·w)/Σw; mean(L ⊗ RM_2D) = that × mean(RM_2D)
+        roi = torch.as_tensor(self._disc(self.roi_checkpoint, ref, x, weight=rm), dtype=x.dtype).reshape(n)
+        return basic, roi * rm.mean(dim=(1, 2, 3))
 
     @torch.no_grad()
     def __call__(self, ref: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -214,8 +214,9 @@ class FeatureExtractor:
         basic, roi = [], []
         for x in (a, b):
             ms = self.maps(x, ref)
-            basic.append(torch.stack([m.mean(dim=(1, 2, 3)) for m in ms], 1))
-            roi.append(torch.stack([(m * rm).mean(dim=(1, 2, 3)) for m in ms], 1))
+            d_basic, d_roi = self.d_loss(x, ref, rm)
+            basic.append(torch.stack([m.mean(dim=(1, 2, 3)) for m in ms] + [d_basic], 1))
+            roi.append(torch.stack([(m * rm).mean(dim=(1, 2, 3)) for m in ms] + [d_roi], 1))
         return torch.cat([basic[0], basic[1], roi[0], roi[1]], 1)
 
 
