@@ -393,6 +393,7 @@ def train_stage(config, out_dir, stage: int = 1, *, resume: bool = False, data=N
         cfg["data"] = str(data)
     scfg = cfg[f"stage{stage}"]
     n_steps = int(steps if steps is not None else scfg["steps"])
+    cfg[f"stage{stage}"] = dict(scfg, steps=n_steps)  # the checkpoint records what was run
     out = stage_path(out_dir, stage)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg["threads"]))
@@ -498,10 +499,10 @@ def train_stage(config, out_dir, stage: int = 1, *, resume: bool = False, data=N
                 dist_.average_grads(list(disc.parameters()))
                 d_opt.step()
             if step % 5 == 0:
-                bar.set_postfix(bpp=f"{float(bpp.mean()):.3f}", d_roi=f"{float(dd['d_roi']):.1f}",
-                                d_bg=f"{float(dd['d_bg']):.3f}", aux=f"{float(aux):.2g}",
-                                **({"g": f"{float(g_adv):.2f}", "d": f"{float(d_loss):.2f}"} if disc else {}),
-                                refresh=False)
+                post = {"bpp": bpp.mean(), "d_roi": dd["d_roi"], "d_bg": dd["d_bg"], "aux": aux}
+                if disc is not None:
+                    post.update(g=g_adv, d=d_loss)
+                bar.set_postfix({k: f"{v.detach().item():.4g}" for k, v in post.items()}, refresh=False)
             if every and (step + 1) % every == 0 and step + 1 < n_steps:
                 save(step + 1)
         bar.close()

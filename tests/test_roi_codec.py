@@ -1,0 +1,265 @@
+"""ROI codec end to end with a tiny model trained here (stage 1 + a few stage-2 steps, ~30 s on 2 busy cores).
+
+Round trip exactness of the GMM coding, real vs estimated bits, rate control monotonicity, ROI bit
+allocation, bitstream errors, the CLI, checkpoints, the discriminator score and the match provider.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from lossarena.codecs import roi_codec as RC
+from lossarena.codecs import roi_train as RT
+from lossarena.codecs.bitstream import Bitstream, BitstreamError
+from lossarena.codecs.roi_model import pad_image
+from lossarena.data.images import load_image, save_image
+
+from lossarena.cli import main as lossarena_main
+from lossarena.errors import InputError
+
+TINY = {
+    "name": "roi-test",
+    "model": {"N": 16, "M": 16, "protected": 4, "attn_blocks": 1},
+    "patch": 64, "batch": 4, "lr": 1e-3, "threads": 1,
+    "lambdas": [90, 70, 50, 30, 20, 10],
+    "alpha_train": {"min": 0.5, "max": 4.0, "p_off": 0.2},
+    "stage1": {"steps": 50}, "stage2": {"steps": 4, "d_width": 16},
+}
+
+
+def _image(h=192, w=256):
+    """A real photo crop when Kodak is present, else a bundled scikit-image photo."""
+    from lossarena.data.demo_images import demo_images
+
+    paths, _ = demo_images(1)
+    x = load_image(paths[0])
+    return x[:, :, :h, :w].contiguous()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("roi")
+    from lossarena.data.demo_images import demo_images
+
+    data = out / "train"
+    for p in demo_images(4)[0]:  # four 256-px crops keep data loading and saliency cheap
+        save_image(load_image(p)[:, :, :256, :256], data / p.name)
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        final = RT.train_roi(TINY, out, data=data, progress=False)
+    img = out / "img.png"
+    save_image(_image(), img)
+    return {"dir": out, "ckpt": final, "stage1": out / "roi_stage1.pt", "img": img}
+
+
+def test_checkpoint_is_self_describing(trained):
+    obj = RT.read_checkpoint(trained["ckpt"])
+    assert obj["codec"] == "roi" and obj["stage"] == 2 and obj["step"] == 4
+    assert obj["arch"] == {"N": 16, "M": 16, "K": 3, "n_rates": 6, "protected": 4, "attn_blocks": 1, "alpha": 1.5}
+    assert obj["lambdas"] == [90, 70, 50, 30, 20, 10]
+    assert obj["config"]["stage1"]["steps"] == 50 and obj["config"]["saliency"] == "spectral"
+    assert "discriminator" in obj and "total" in obj["loss"]
+    model, _ = RT.load_model(trained["ckpt"])  # rebuilt from the file alone
+    assert model.n_rates == 6
+    assert "discriminator" not in RT.read_checkpoint(trained["stage1"])
+
+
+def test_gmm_round_trip_exact_and_real_bits_match_estimate(trained):
+    codec = RC.get_codec(trained["ckpt"])
+    x = load_image(trained["img"])
+    rm = codec.rm2d(x)
+    xp, rm_lat = codec._prep(x, rm)
+    for r in (0.0, 2.5, 5.0):
+        y_strings, z_string, z_shape, y_q = codec.model.compress(xp, rm_lat, r)
+        y_dec = codec.model.decompress_latents(y_strings[0], z_string, z_shape)
+        assert torch.equal(y_dec, y_q)  # decoded latents == quantised latents
+        with torch.no_grad():
+            res = codec.model(xp, rm_lat, rate=r)
+        assert torch.equal(res["y_hat"], y_q)
+        est_y = float(-torch.log2(res["likelihoods"]["y"]).sum())
+        real_y = 8 * len(y_strings[0])
+        # rANS flush (up to 8 bytes) and 16-bit tables: within 2% + 64 bits on this small image
+        assert abs(real_y - est_y) <= 0.02 * est_y + 64, (r, real_y, est_y)
+    bs = codec.compress(x, 2.5, rm2d=rm)
+    assert bs.to_bytes() == codec.compress(x, 2.5, rm2d=rm).to_bytes()  # deterministic
+    x_hat = codec.decompress(bs)
+    assert x_hat.shape == x.shape
+    assert torch.equal((x_hat * 255).round(), (codec.estimate(x, 2.5, rm2d=rm)["x_hat"] * 255).round())
+
+
+def test_rate_control_monotone(trained):
+    codec = RC.get_codec(trained["ckpt"])
+    x = load_image(trained["img"])[:, :, :128, :192]
+    rm = codec.rm2d(x)
+    rates = [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5]
+    sizes = [len(codec.compress(x, r, rm2d=rm).to_bytes()) for r in rates]
+    assert all(b > a for a, b in zip(sizes, sizes[1:])), sizes
+    # interpolated gains keep v ⊙ v' between its neighbours' products (exponential interpolation)
+    m = codec.model
+    prod = [(m.gain(r) * m.inv_gain(r)).flatten() for r in (2.0, 2.5, 3.0)]
+    lo, hi = torch.minimum(prod[0], prod[2]), torch.maximum(prod[0], prod[2])
+    assert bool(((prod[1] >= lo * (1 - 1e-5)) & (prod[1] <= hi * (1 + 1e-5))).all())
+
+
+def _allocation(codec, x, rm, rate, alpha):
+    """Share of estimated bits in the ROI and latent-domain SNR(ROI) − SNR(background)."""
+    xp, rm_lat = codec._prep(x, rm)
+    m = codec.model
+    with torch.no_grad():
+        res = m(xp, rm_lat, rate=rate, alpha=alpha)
+        y = m.g_a(xp)
+        scale = (ms := RC.parse_alpha(alpha)) and not math.isinf(ms)
+        factor = torch.ones_like(y)
+        if scale:
+            factor[:, m.protected:] = (rm_lat + ms) / ms
+        y_rec = res["y_hat"] / (factor * m.gain(rate))
+    bits = (-torch.log2(res["likelihoods"]["y"])).sum(1, keepdim=True)
+    share = float((bits * rm_lat).sum() / (bits.sum() * rm_lat.mean()))
+    e = ((y - y_rec) ** 2)[:, m.protected:].sum(1, keepdim=True)
+    s = (y ** 2)[:, m.protected:].sum(1, keepdim=True)
+    snr = lambda w: 10 * math.log10(float((w * s).sum() / (w * e).sum()))  # noqa: E731
+    return res, share, snr(rm_lat) - snr(1 - rm_lat)
+
+
+def test_roi_bit_allocation(trained):
+    """At equal total bpp, ROI latents on (α = 0.5) move bits into the ROI and make the ROI's latents
+    relatively more accurate than α → ∞ (off)."""
+    from lossarena.codecs.roi_provider import RoiCondition
+
+    codec = RC.get_codec(trained["ckpt"])
+    x = load_image(trained["img"])
+    rm = codec.rm2d(x)
+    on = codec.estimate(x, 2.5, rm2d=rm, alpha=0.5)
+    r_off = RoiCondition(trained["ckpt"], alpha="inf", iterations=16).rate_for(x, on["bpp"], rm)
+    off = codec.estimate(x, r_off, rm2d=rm, alpha="inf")
+    assert off["bpp"] == pytest.approx(on["bpp"], rel=0.02)
+    _, share_on, gap_on = _allocation(codec, x, rm, 2.5, 0.5)
+    _, share_off, gap_off = _allocation(codec, x, rm, r_off, "inf")
+    assert share_on > share_off
+    assert gap_on > gap_off + 0.5
+
+
+def test_bitstream_errors(trained, tmp_path):
+    ck, img = str(trained["ckpt"]), str(trained["img"])
+    lar = tmp_path / "a.lar"
+    assert lossarena_main(["roi", "compress", ck, img, str(lar), "--rate-index", "1.5"]) == 0
+    data = lar.read_bytes()
+    bad = tmp_path / "bad.lar"
+    for mutate in (lambda d: d[: len(d) // 2], lambda d: d[:40] + bytes([d[40] ^ 0xFF]) + d[41:], lambda d: b""):
+        bad.write_bytes(mutate(data))
+        with pytest.raises(BitstreamError):
+            RC.decompress(ck, bad, tmp_path / "o.png")
+        assert lossarena_main(["roi", "decompress", ck, str(bad), str(tmp_path / "o.png")]) == 2
+    with pytest.raises(BitstreamError, match="encoded with checkpoint"):
+        RC.decompress(trained["stage1"], lar, tmp_path / "o.png")
+    bs = Bitstream.read(lar)
+    bs.codec = "hyperprior"
+    bs.write(bad)
+    with pytest.raises(BitstreamError, match="not an ROI codec"):
+        RC.decompress(ck, bad, tmp_path / "o.png")
+    bs = Bitstream.read(lar)
+    bs.meta["z_shape"] = [9, 9]
+    bs.write(bad)
+    with pytest.raises(BitstreamError, match="inconsistent sizes"):
+        RC.decompress(ck, bad, tmp_path / "o.png")
+    with pytest.raises(InputError, match="outside"):
+        RC.compress(ck, img, tmp_path / "x.lar", 5.5)
+    assert lossarena_main(["roi", "compress", ck, img, str(tmp_path / "x.lar"), "--rate-index", "-1"]) == 2
+    assert lossarena_main(["roi", "compress", ck, img, str(tmp_path / "x.lar"), "--rate-index", "1",
+                           "--alpha", "0"]) == 2
+    assert lossarena_main(["roi", "decompress", str(tmp_path / "missing.pt"), str(lar), "o.png"]) == 2
+
+
+def test_cli_round_trip_with_user_mask_and_evaluate(trained, tmp_path, capsys):
+    ck, img = str(trained["ckpt"]), str(trained["img"])
+    mask = torch.zeros(1, 3, 192, 256)
+    mask[:, :, 40:120, 60:200] = 1
+    save_image(mask, tmp_path / "m.png")
+    lar, out = tmp_path / "a.lar", tmp_path / "a.png"
+    assert lossarena_main(["roi", "compress", ck, img, str(lar), "--rate-index", "3.25", "--mask",
+                           str(tmp_path / "m.png"), "--alpha", "0.75"]) == 0
+    assert Bitstream.read(lar).meta["alpha"] == 0.75
+    assert lossarena_main(["roi", "decompress", ck, str(lar), str(out)]) == 0  # no mask needed
+    assert load_image(out).shape == (1, 3, 192, 256)
+    data = tmp_path / "imgs"
+    data.mkdir()
+    save_image(load_image(img)[:, :, :64, :128], data / "a.png")
+    res = tmp_path / "res.csv"
+    assert lossarena_main(["roi", "evaluate", ck, "--data", str(data), "--out", str(res), "--rate-index", "0",
+                           "--rate-index", "5"]) == 0
+    rows = list(csv.DictReader(open(res)))
+    assert [float(r["rate_index"]) for r in rows] == [0, 5]
+    assert {"bpp", "bpp_est", "psnr", "ms_ssim", "lpips", "roi_psnr", "bg_psnr"} <= set(rows[0])
+    assert float(rows[1]["bpp"]) > float(rows[0]["bpp"])
+    assert all(r["decode_matches_forward"] == "True" for r in rows)
+    assert "ROI-PSNR" in capsys.readouterr().out
+
+
+def test_discriminator_score(trained):
+    x = load_image(trained["img"])[:, :, :64, :128]
+    noisy = (x + 0.2 * torch.randn_like(x)).clamp(0, 1)
+    s = RC.discriminator_score(trained["ckpt"], torch.cat([x, x]), torch.cat([x, noisy]))
+    assert s.shape == (2,) and bool(torch.isfinite(s).all()) and bool((s > 0).all())
+    w = torch.zeros(1, 1, 64, 128)
+    w[..., :32, :] = 1
+    sw = RC.discriminator_score(trained["ckpt"], x, noisy, weight=w)
+    assert sw.shape == (1,) and math.isfinite(float(sw[0]))
+    with pytest.raises(InputError, match="no discriminator"):
+        RC.discriminator_score(trained["stage1"], x, noisy)
+
+
+def test_match_provider(trained):
+    from lossarena.codecs.providers import get_provider
+    from lossarena.codecs.roi_provider import roi_provider
+
+    prov = get_provider("roi")
+    assert prov is roi_provider()
+    (cond,) = prov.conditions(None, roi_checkpoint=str(trained["ckpt"]))
+    x = load_image(trained["img"])
+    codec = RC.get_codec(trained["ckpt"])
+    lo, hi = codec.estimate(x, 0)["bpp"], codec.estimate(x, 5)["bpp"]
+    target = (lo + hi) / 2
+    enc = cond.encode(x, target)
+    assert enc.x_hat.shape == x.shape and 0 < enc.meta["rate_index"] < 5
+    assert enc.bpp == pytest.approx(target, rel=0.05)  # real bytes, header included
+    with pytest.raises(InputError, match="needs a checkpoint"):
+        prov.conditions(None)
+
+
+def test_resume_and_config_errors(trained, tmp_path):
+    import shutil
+
+    d = tmp_path / "run"
+    d.mkdir()
+    shutil.copy(trained["stage1"], d / "roi_stage1.pt")
+    p = RT.train_stage(TINY, d, 1, resume=True, steps=52, data=trained["dir"] / "train", progress=False)
+    assert RT.read_checkpoint(p)["step"] == 52
+    with pytest.raises(InputError, match="train stage 1 first"):
+        RT.train_stage(TINY, tmp_path / "empty", 2, progress=False)
+    with pytest.raises(InputError, match="unknown field"):
+        RT.load_config({"lamdas": [1]})
+    with pytest.raises(InputError, match="must decrease"):
+        RT.load_config({"lambdas": [10, 20, 30, 50, 70, 90]})
+    assert RT.load_config("roi-paper")["lambdas"] == [720, 520, 420, 320, 220, 120]
+    assert RT.load_config({"base_rate": 0.3, "lambda_sets": {"0.3": [90, 70, 50, 30, 20, 10]}})["lambdas"][0] == 90
+
+
+def test_roi_scaling_only_touches_unprotected_channels():
+    from lossarena.codecs.roi_model import roi_scale
+
+    y = torch.randn(2, 8, 4, 4)
+    rm = torch.rand(2, 1, 4, 4)
+    out = roi_scale(y, rm, 0.5, protected=3)
+    assert torch.equal(out[:, :3], y[:, :3])
+    assert torch.allclose(out[:, 3:], y[:, 3:] * (rm + 0.5) / 0.5)
+    assert torch.equal(roi_scale(y, rm, math.inf, 3), y)
+    per = roi_scale(y, rm, torch.tensor([0.5, math.inf]), 3)
+    assert torch.allclose(per[0], out[0]) and torch.equal(per[1], y[1])
+    assert pad_image(torch.rand(1, 3, 65, 64)).shape == (1, 3, 128, 64)
+    assert F.avg_pool2d(torch.ones(1, 1, 64, 64), 16, 16).shape == (1, 1, 4, 4)
