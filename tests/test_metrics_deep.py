@@ -349,6 +349,9 @@ def test_metrics_score_standin_is_flagged(standin_home, tmp_path, capsys):
     vals = json.loads(cap.out)
     assert set(vals) == {"lpips-alex", "dists"} and all(np.isfinite(v) for v in vals.values())
     assert W.STANDIN_BANNER in cap.err
+    assert lossarena_main(["metrics", "score", str(a), str(b), "-m", "lpips", "-m", "mse"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "STAND-IN" in lines[0] and "STAND-IN" not in lines[1]  # each stand-in number says so
     assert lossarena_main(["metrics", "list"]) == 0
     cap = capsys.readouterr()
     assert "STAND-IN" in cap.out and W.STANDIN_BANNER in cap.err

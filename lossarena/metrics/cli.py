@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 
 from ..errors import InputError
 
@@ -23,6 +24,7 @@ def _score(args) -> int:
 
     from ..data.images import load_image
     from . import get_metric, list_metrics, weights_present
+    from .weights import StandInWeightsWarning
 
     if args.metrics:
         specs = [get_metric(m) for m in args.metrics]  # UnknownNameError -> exit 2 with a hint
@@ -46,12 +48,13 @@ def _score(args) -> int:
     out: dict[str, float] = {}
     for spec in specs:
         try:
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", StandInWeightsWarning)  # the banner below says it once
                 v = spec.function(dist, ref)
         except ValueError as e:  # e.g. image smaller than the metric's minimum size
             raise InputError(f"{args.dist}: {e}") from None
         out[spec.name] = float(v.reshape(-1)[0])
-    from .weights import print_standin_banner
+    from .weights import print_standin_banner, standin_in_use
 
     used = sorted({b for spec in specs for b in spec.needs_weights})
     if used:
@@ -59,9 +62,11 @@ def _score(args) -> int:
     if args.json:
         print(json.dumps({k: (v if math.isfinite(v) else None) for k, v in out.items()}))
     else:
+        fake = set(standin_in_use(used)) if used else set()
         for spec in specs:
             arrow = "lower is better" if spec.lower_better else "higher is better"
-            print(f"{spec.name:14s} {out[spec.name]:.6f}   ({arrow})")
+            tag = "   [STAND-IN WEIGHTS: not a real value]" if fake & set(spec.needs_weights) else ""
+            print(f"{spec.name:14s} {out[spec.name]:.6f}   ({arrow}){tag}")
     return 0
 
 
