@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from lossarena.data.images import list_images, read_array
+
 from lossarena.errors import InputError
 
 

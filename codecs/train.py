@@ -153,6 +153,7 @@ def train(
     from tqdm import tqdm
 
     out = Path(out)
+    old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     dist_ = _Dist()
@@ -167,6 +168,7 @@ def train(
                       quality, N, M, level, loss_kwargs, ckpt_every, clip, progress, tqdm)
     finally:
         dist_.stop()
+        torch.set_num_threads(old_threads)
 
 
 def _train(dist_, dev, loss, lmbda, data, out, init, steps, patch, batch, lr, aux_lr, seed, resume, quality,
@@ -174,6 +176,8 @@ def _train(dist_, dev, loss, lmbda, data, out, init, steps, patch, batch, lr, au
     from lossarena.metrics import get_metric
 
     spec = get_metric(loss)
+    if patch % 64 or patch <= 0:
+        raise InputError(f"patch must be a positive multiple of 64 (the hyperprior downsamples by 64), got {patch}")
     if loss_kwargs is None:
         loss_kwargs = default_loss_kwargs(spec.name, patch)
     loss_fn, loss_kwargs = make_loss(spec.name, loss_kwargs)
@@ -226,7 +230,11 @@ def _train(dist_, dev, loss, lmbda, data, out, init, steps, patch, batch, lr, au
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         DDP._set_params_and_buffers_to_ignore_for_model(model, quantile_names(model))
-        net = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None, broadcast_buffers=False)
+        import inspect
+
+        sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DDP).parameters
+                else {"broadcast_buffers": False})
+        net = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None, **sync)
 
     src = PatchSource(data, patch, seed)
     config = {

@@ -1,0 +1,203 @@
+"""``lossarena codecs``: train, zoo, compress, decompress, evaluate, rd, bd-rate, match, calibrate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lossarena.errors import InputError
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="lossarena codecs", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train or fine-tune one hyperprior codec (L = λ·D + R)")
+    t.add_argument("--loss", default="mse", help="metric name from `lossarena metrics list` (default mse)")
+    t.add_argument("--lmbda", type=float, default=None,
+                   help="λ; default: the loss's grid value for --level (configs/lambdas.yaml)")
+    t.add_argument("--level", default="medium", help="λ level low|medium|high when --lmbda is not given")
+    t.add_argument("--data", required=True, help="folder of PNG/JPEG training images")
+    t.add_argument("--out", required=True, help="checkpoint to write")
+    t.add_argument("--init", help="checkpoint to fine-tune from")
+    t.add_argument("--steps", type=int, default=1000)
+    t.add_argument("--patch", type=int, default=256)
+    t.add_argument("--batch", type=int, default=8, help="patches per process")
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--aux-lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--resume", action="store_true", help="continue --out exactly where it stopped")
+    t.add_argument("--quality", type=int, help="CompressAI zoo quality 1-8 for N, M (default 3: N=128, M=192)")
+    t.add_argument("--N", type=int)
+    t.add_argument("--M", type=int)
+    t.add_argument("--ckpt-every", type=int, default=500)
+    t.add_argument("--threads", type=int, help="torch threads per process")
+    t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
+
+    z = sub.add_parser("zoo", help="MSE base model(s), then every loss × λ fine-tuned (skips what exists)")
+    z.add_argument("config", help="zoo YAML (shipped: zoo-demo, zoo-paper)")
+    z.add_argument("--out", default="zoo", help="output folder (default ./zoo)")
+    z.add_argument("--data", help="training images (overrides data: in the config)")
+    z.add_argument("--losses", help="comma-separated subset of the config's losses")
+    z.add_argument("--device")
+
+    c = sub.add_parser("compress", help="encode an image into a .lar bitstream")
+    c.add_argument("ckpt")
+    c.add_argument("input")
+    c.add_argument("output")
+    d = sub.add_parser("decompress", help="decode a .lar bitstream into a PNG")
+    d.add_argument("ckpt")
+    d.add_argument("input")
+    d.add_argument("output")
+
+    e = sub.add_parser("evaluate", help="real/estimated bpp and every metric, per image × model")
+    e.add_argument("ckpts", nargs="+", help="checkpoints (or zoo folders: their top-level *.pt)")
+    e.add_argument("--data", required=True, help="folder of test images")
+    e.add_argument("--out", default="results.csv")
+    e.add_argument("--metrics", help="comma-separated (default: every metric that can run here)")
+
+    r = sub.add_parser("rd", help="RD curves per metric with CompressAI's published anchors")
+    r.add_argument("results")
+    r.add_argument("--out", default="rd.png")
+    r.add_argument("--metrics", help="comma-separated metric columns (default: all)")
+    r.add_argument("--no-anchors", action="store_true")
+
+    b = sub.add_parser("bd-rate", help="Bjøntegaard delta rate (%%) and delta metric of B against A")
+    b.add_argument("a", help="results.csv[:col=value,...] or CompressAI-style JSON")
+    b.add_argument("b")
+    b.add_argument("--metric", default="psnr")
+    b.add_argument("--method", default="cubic", choices=["cubic", "pchip"])
+    b.add_argument("--json", action="store_true")
+
+    m = sub.add_parser("match", help="rate-matched stimuli + manifest.csv for the study")
+    m.add_argument("--zoo", help="zoo folder (its top-level *.pt)")
+    m.add_argument("--images", required=True)
+    m.add_argument("--targets", default="0.1,0.25,0.5")
+    m.add_argument("--out", required=True)
+    m.add_argument("--anchors", default="", help="comma-separated: jpeg,jpeg2000,jpegxl,avif")
+    m.add_argument("--codecs", default=None, help="providers (default: hyperprior when --zoo is given)")
+    m.add_argument("--losses", help="only these zoo losses")
+    m.add_argument("--metrics", default="psnr", help="metric columns in the manifest ('' for none, 'all')")
+
+    k = sub.add_parser("calibrate", help="per-metric λ grid from RD slopes (see docs/codecs.md)")
+    k.add_argument("--images", required=True)
+    k.add_argument("--metrics", help="comma-separated (default: every differentiable metric that can run)")
+    k.add_argument("--zoo", help="use these zoo checkpoints' RD curve instead of JPEG 2000")
+    k.add_argument("--crop", type=int, default=256)
+    k.add_argument("--out", help="write the grid as YAML here")
+    return ap
+
+
+def _ckpt_list(items) -> list[Path]:
+    out = []
+    for it in items:
+        p = Path(it)
+        if p.is_dir():
+            found = sorted(p.glob("*.pt"))
+            if not found:
+                raise InputError(f"{p}: no checkpoints (*.pt)")
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
+def _csv(s):
+    return [v.strip() for v in s.split(",") if v.strip()] if s else None
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.cmd == "train":
+        from .train import train
+        from .zoo import default_lambda
+
+        lam = args.lmbda if args.lmbda is not None else default_lambda(args.loss, args.level)
+        train(args.loss, lam, args.data, args.out, init=args.init, steps=args.steps, patch=args.patch,
+              batch=args.batch, lr=args.lr, aux_lr=args.aux_lr, seed=args.seed, resume=args.resume,
+              quality=args.quality, N=args.N, M=args.M, level=args.level if args.lmbda is None else None,
+              ckpt_every=args.ckpt_every, threads=args.threads, device=args.device)
+        return 0
+    if args.cmd == "zoo":
+        from .zoo import train_zoo
+
+        res = train_zoo(args.config, args.out, args.data, losses=_csv(args.losses), device=args.device)
+        print(f"zoo: {len(res['models'])} models in {args.out}"
+              + (f"; skipped {', '.join(res['skipped'])}" if res["skipped"] else ""))
+        return 0
+    if args.cmd == "compress":
+        from .coder import HyperpriorCodec
+
+        codec = HyperpriorCodec(args.ckpt)
+        from lossarena.data.images import load_image
+
+        x = load_image(args.input)
+        n = codec.compress(x).write(args.output)
+        print(f"{args.output}: {n} bytes, {n * 8 / (x.shape[-2] * x.shape[-1]):.4f} bpp")
+        return 0
+    if args.cmd == "decompress":
+        from .coder import HyperpriorCodec
+
+        x = HyperpriorCodec(args.ckpt).decode_file(args.input, args.output)
+        print(f"{args.output}: {x.shape[-1]}x{x.shape[-2]}")
+        return 0
+    if args.cmd == "evaluate":
+        from .evaluate import evaluate, summarize
+
+        df = evaluate(_ckpt_list(args.ckpts), args.data, args.out, metrics=_csv(args.metrics))
+        with_cols = [c for c in ("bpp", "bpp_est", "psnr", "ms-ssim") if c in df.columns]
+        print(summarize(df)[["model", *with_cols]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"wrote {args.out} ({len(df)} rows)")
+        return 0
+    if args.cmd == "rd":
+        from .rd import DEFAULT_ANCHORS, plot_rd
+
+        p = plot_rd(args.results, args.out, metrics=_csv(args.metrics), anchors=() if args.no_anchors else DEFAULT_ANCHORS)
+        print(f"wrote {p}")
+        return 0
+    if args.cmd == "bd-rate":
+        from .bdrate import bd_compare
+
+        r = bd_compare(args.a, args.b, args.metric, args.method)
+        if args.json:
+            print(json.dumps({"bd_rate": r["bd_rate"], "bd_metric": r["bd_metric"]}))
+        else:
+            print(f"BD-rate of {r['b']} vs {r['a']} ({args.metric}, {args.method}): {r['bd_rate']:+.2f} %\n"
+                  f"BD-{args.metric}: {r['bd_metric']:+.4f}")
+        return 0
+    if args.cmd == "match":
+        from .match import match_rates
+
+        codecs = _csv(args.codecs) if args.codecs is not None else (["hyperprior"] if args.zoo else [])
+        metrics = None if args.metrics == "all" else (_csv(args.metrics) or [])
+        if metrics is None:
+            from lossarena.metrics import metric_names
+
+            metrics = metric_names()
+        p = match_rates(args.zoo, args.images, args.targets, args.out, anchors=_csv(args.anchors) or [],
+                        codecs=codecs, losses=_csv(args.losses), metrics=metrics)
+        print(f"wrote {p}")
+        return 0
+    if args.cmd == "calibrate":
+        import yaml
+        from lossarena.data.images import list_images
+
+        from lossarena.metrics import list_metrics, weights_present
+
+        from .calibrate import calibrate_lambdas, rd_points_classical, rd_points_zoo
+
+        metrics = _csv(args.metrics) or [s.name for s in list_metrics() if s.differentiable and weights_present(s)]
+        if "mse" not in metrics:
+            metrics = ["mse", *metrics]
+        imgs = list_images(args.images)
+        pts = rd_points_zoo(_ckpt_list([args.zoo]), imgs, metrics) if args.zoo else \
+            rd_points_classical(imgs, metrics, crop=args.crop)
+        grid = calibrate_lambdas(pts, metrics)
+        text = yaml.safe_dump({"lambdas": grid}, sort_keys=False)
+        if args.out:
+            Path(args.out).write_text(text)
+        sys.stdout.write(text)
+        return 0
+    return 2

@@ -1,0 +1,236 @@
+"""Codec providers for rate matching: the ``CODECS`` registry.
+
+A *provider* turns options (a zoo folder, say) into *conditions*; a condition encodes an image at a
+target rate and returns the real bits and the decoded image. ``codecs match`` asks every requested
+provider for its conditions and writes one stimulus per (image, condition, target).
+
+Registered here: ``hyperprior`` (one condition per training loss found in a zoo folder; per image the
+λ whose real bpp is nearest the target) and the classical anchors ``jpeg``, ``jpeg2000``, ``jpegxl``,
+``avif`` (``imagecodecs``; the quality parameter is bisected to the target). Another codec registers
+itself with ``CODECS.add("roi", provider)`` in its own module; add that module to
+``PROVIDER_MODULES`` (imported lazily when present) or import it before matching::
+
+    class RoiProvider:
+        name = "roi"
+        def conditions(self, zoo=None, **options) -> list[Condition]: ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lossarena.errors import InputError
+from lossarena.registry import Registry
+
+PROVIDER_MODULES = ("lossarena.codecs.roi_provider",)
+
+
+@dataclasses.dataclass
+class Encoded:
+    bpp: float  # real: bytes of the coded file * 8 / pixels
+    x_hat: torch.Tensor  # 1x3xHxW in [0, 1]
+    meta: dict = dataclasses.field(default_factory=dict)
+
+
+class Condition:
+    """One study condition (e.g. ``ms-ssim`` or ``jpeg``): ``encode(x, target_bpp) -> Encoded``."""
+
+    name: str = "?"
+
+    def encode(self, x: torch.Tensor, target_bpp: float) -> Encoded:
+        raise NotImplementedError
+
+
+CODECS: Registry = Registry("codec")
+_loaded = False
+
+
+def ensure_providers() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in PROVIDER_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+
+
+def get_provider(name: str):
+    ensure_providers()
+    return CODECS.get(name)
+
+
+def _image_key(x: torch.Tensor) -> str:
+    return hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest() + str(tuple(x.shape))
+
+
+# ---------------------------------------------------------------------------------------------- zoo
+class ZooCondition(Condition):
+    """All checkpoints of one loss; per image picks the one whose real bpp is nearest the target."""
+
+    def __init__(self, name: str, ckpts: list[Path], device: str = "cpu"):
+        self.name = name
+        self.ckpts = ckpts
+        self.device = device
+        self._codecs = None
+        self._cache: OrderedDict[str, list[Encoded]] = OrderedDict()
+
+    def codecs(self):
+        if self._codecs is None:
+            from .coder import HyperpriorCodec
+
+            self._codecs = [HyperpriorCodec(p, self.device) for p in self.ckpts]
+        return self._codecs
+
+    def encode_all(self, x: torch.Tensor) -> list[Encoded]:
+        key = _image_key(x)
+        if key not in self._cache:
+            res = []
+            for c in self.codecs():
+                bs = c.compress(x)
+                nbytes = len(bs.to_bytes())
+                x_hat = c.decompress(bs)
+                res.append(Encoded(nbytes * 8 / (x.shape[-2] * x.shape[-1]), x_hat,
+                                   {"checkpoint": str(c.path), "lmbda": c.config.get("lmbda"),
+                                    "level": c.config.get("level")}))
+            self._cache[key] = res
+            while len(self._cache) > 2:
+                self._cache.popitem(last=False)
+        return self._cache[key]
+
+    def encode(self, x: torch.Tensor, target_bpp: float) -> Encoded:
+        return min(self.encode_all(x), key=lambda e: (abs(e.bpp - target_bpp), e.bpp))
+
+
+def zoo_checkpoints(zoo: str | Path) -> dict[str, list[Path]]:
+    """Top-level ``*.pt`` checkpoints of a zoo folder grouped by loss (base models live in ``base/``)."""
+    from .model import read_config
+
+    zoo = Path(zoo)
+    if not zoo.is_dir():
+        raise InputError(f"{zoo}: not a folder")
+    groups: dict[str, list[tuple[float, Path]]] = {}
+    for p in sorted(zoo.glob("*.pt")):
+        cfg = read_config(p)
+        groups.setdefault(cfg["loss"], []).append((float(cfg.get("lmbda", 0)), p))
+    return {k: [p for _, p in sorted(v)] for k, v in groups.items()}
+
+
+class HyperpriorProvider:
+    name = "hyperprior"
+
+    def conditions(self, zoo: str | Path | None = None, *, losses: list[str] | None = None,
+                   device: str = "cpu", **_) -> list[Condition]:
+        if zoo is None:
+            raise InputError("the hyperprior provider needs --zoo DIR")
+        groups = zoo_checkpoints(zoo)
+        if not groups:
+            raise InputError(f"{zoo}: no codec checkpoints (*.pt)")
+        names = [n for n in groups if losses is None or n in losses]
+        return [ZooCondition(n, groups[n], device) for n in names]
+
+
+CODECS.add("hyperprior", HyperpriorProvider())
+
+
+# ---------------------------------------------------------------------------------------- classical
+@dataclasses.dataclass(frozen=True)
+class ClassicalCodec:
+    name: str
+    encode: Callable[[np.ndarray, float], bytes]
+    decode: Callable[[bytes], np.ndarray]
+    lo: float  # parameter range; rate increases with the parameter (after ``transform``)
+    hi: float
+    integer: bool
+    description: str
+
+
+def _ic():
+    import imagecodecs
+
+    return imagecodecs
+
+
+def _jxl_encode(a, p):  # p = -log(distance): larger p -> higher rate
+    return _ic().jpegxl_encode(a, distance=float(math.exp(-p)), effort=7)
+
+
+CLASSICAL = {
+    "jpeg": ClassicalCodec("jpeg", lambda a, q: _ic().jpeg8_encode(a, level=int(q), optimize=True),
+                           lambda b: _ic().jpeg8_decode(b), 1, 100, True, "libjpeg quality 1-100, 4:2:0, optimized Huffman"),
+    "jpeg2000": ClassicalCodec("jpeg2000", lambda a, q: _ic().jpeg2k_encode(a, level=float(q)),
+                               lambda b: _ic().jpeg2k_decode(b), 12.0, 70.0, False, "OpenJPEG, target PSNR (dB) 12-70"),
+    "jpegxl": ClassicalCodec("jpegxl", _jxl_encode, lambda b: _ic().jpegxl_decode(b), -math.log(25.0),
+                             -math.log(0.05), False, "libjxl effort 7, distance 25-0.05 (log-bisected)"),
+    "avif": ClassicalCodec("avif", lambda a, q: _ic().avif_encode(a, level=int(q), speed=6),
+                           lambda b: _ic().avif_decode(b), 0, 100, True, "libavif (AV1) quality 0-100, speed 6"),
+}
+
+
+class ClassicalCondition(Condition):
+    def __init__(self, codec: ClassicalCodec, iterations: int = 14):
+        self.name = codec.name
+        self.codec = codec
+        self.iterations = iterations
+
+    def _at(self, a: np.ndarray, p: float, pixels: int) -> tuple[float, bytes]:
+        b = bytes(self.codec.encode(a, p))
+        return len(b) * 8 / pixels, b
+
+    def encode(self, x: torch.Tensor, target_bpp: float) -> Encoded:
+        from lossarena.data.images import to_uint8
+
+        a = np.ascontiguousarray(to_uint8(x))
+        pixels = a.shape[0] * a.shape[1]
+        lo, hi = self.codec.lo, self.codec.hi
+        tried: dict[float, tuple[float, bytes]] = {}
+
+        def at(p):
+            p = round(p) if self.codec.integer else p
+            if p not in tried:
+                tried[p] = self._at(a, p, pixels)
+            return tried[p][0]
+
+        at(lo)
+        at(hi)
+        for _ in range(self.iterations):  # bisection: rate is (nearly) monotonic in the parameter
+            if self.codec.integer and hi - lo <= 1:
+                break
+            mid = (lo + hi) / 2
+            if at(mid) < target_bpp:
+                lo = mid
+            else:
+                hi = mid
+        p, (bpp, b) = min(tried.items(), key=lambda kv: (abs(kv[1][0] - target_bpp), kv[1][0]))
+        dec = np.asarray(self.codec.decode(b))
+        if dec.ndim == 2:
+            dec = np.repeat(dec[..., None], 3, axis=2)
+        x_hat = torch.from_numpy(np.ascontiguousarray(dec[..., :3].transpose(2, 0, 1))).float().div(255).unsqueeze(0)
+        param = p if not self.codec.name == "jpegxl" else math.exp(-p)
+        return Encoded(bpp, x_hat, {"codec": self.codec.name, "parameter": param})
+
+
+class ClassicalProvider:
+    def __init__(self, codec: ClassicalCodec):
+        self.name = codec.name
+        self.codec = codec
+
+    def conditions(self, zoo=None, **_) -> list[Condition]:
+        return [ClassicalCondition(self.codec)]
+
+
+for _c in CLASSICAL.values():
+    CODECS.add(_c.name, ClassicalProvider(_c))
+ANCHORS = tuple(CLASSICAL)

@@ -1,0 +1,56 @@
+"""Shared helpers for the codec tests: small images and tiny trained checkpoints (cached per session)."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+TINY = dict(N=16, M=24, patch=64, batch=2)
+
+
+def write_images(folder: Path, n: int = 3, size=(96, 128)) -> Path:
+    """Photos bundled in scikit-image's wheel (no download), cropped; synthetic if unavailable."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = []
+    try:
+        import skimage.data
+
+        for name in ("astronaut", "coffee", "chelsea", "rocket"):
+            arrays.append(getattr(skimage.data, name)()[..., :3])
+    except Exception:  # noqa: BLE001 - fall back to synthetic texture
+        pass
+    rng = np.random.default_rng(0)
+    while len(arrays) < n:
+        yy, xx = np.mgrid[0:256, 0:256]
+        base = np.stack([np.sin(xx / (7 + len(arrays))), np.cos(yy / 11), np.sin((xx + yy) / 5)], -1)
+        arrays.append(((base * 0.4 + 0.5 + rng.normal(0, 0.05, base.shape)).clip(0, 1) * 255).astype(np.uint8))
+    for i, a in enumerate(arrays[:n]):
+        h, w = size
+        y0, x0 = (a.shape[0] - h) // 2, (a.shape[1] - w) // 2
+        Image.fromarray(np.ascontiguousarray(a[y0:y0 + h, x0:x0 + w])).save(folder / f"img{i}.png")
+    return folder
+
+
+@functools.cache
+def session_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="lossarena-codecs-tests-"))
+
+
+@functools.cache
+def images() -> Path:
+    return write_images(session_dir() / "images")
+
+
+@functools.cache
+def tiny_checkpoint(steps: int = 30, lmbda: float = 300.0, name: str = "tiny") -> Path:
+    """A ScaleHyperprior with N=16, M=24 trained a few steps (enough for real entropy coding)."""
+
+    from lossarena.codecs.train import train
+
+    return train("mse", lmbda, images(), session_dir() / f"{name}.pt", steps=steps, lr=1e-3, progress=False,
+                 threads=1, **TINY)

@@ -1,0 +1,140 @@
+"""Zoo building, evaluation (results.csv), RD plots, rate matching with anchors and custom providers."""
+
+from __future__ import annotations
+
+import csv
+import functools
+
+import pandas as pd
+import pytest
+import torch
+from codecs_helpers import images, session_dir
+from lossarena.codecs.cli import main as codecs_main
+from lossarena.codecs.evaluate import evaluate
+from lossarena.codecs.match import MANIFEST_COLUMNS, match_rates
+from lossarena.codecs.providers import CLASSICAL, CODECS, ClassicalCondition, Condition, Encoded
+from lossarena.codecs.rd import plot_rd
+from lossarena.codecs.zoo import default_lambda, loss_status, train_zoo
+from lossarena.data.images import list_images, load_image
+
+from lossarena.errors import InputError
+
+CONFIG = {
+    "seed": 0, "arch": {"N": 16, "M": 24}, "patch": 64, "batch": 2,
+    "base": {"levels": ["medium"], "steps": 25, "lr": 2e-3},
+    "finetune": {"losses": ["mse", "psnr", "lpips", "no-such-metric"], "levels": ["low", "high"], "steps": 3,
+                 "lr": 1e-4},
+    "lambdas": {"mse": {"low": 60, "high": 2000}},
+}
+
+
+@functools.cache
+def zoo():
+    torch.set_num_threads(1)
+    lines = []
+    res = train_zoo(CONFIG, session_dir() / "zoo", images(), progress=False, log=lines.append)
+    torch.set_num_threads(2)
+    return res, lines
+
+
+def test_zoo_trains_base_then_finetunes_and_skips():
+    res, lines = zoo()
+    z = session_dir() / "zoo"
+    assert sorted(p.name for p in z.glob("*.pt")) == ["mse-high.pt", "mse-low.pt", "psnr-high.pt", "psnr-low.pt"]
+    assert (z / "base" / "mse-medium.pt").is_file() and (z / "zoo.json").is_file()
+    assert "no-such-metric" in res["skipped"]
+    if not loss_status("lpips")[0]:
+        assert any(line.startswith("skipped lpips: ImageNet backbone alexnet missing") for line in lines)
+    # a second run trains nothing
+    again = []
+    train_zoo(CONFIG, z, images(), progress=False, log=again.append)
+    assert sum(line.startswith("exists:") for line in again) == 5
+
+
+def test_default_lambda_grid_is_ordered():
+    for loss in ("mse", "psnr"):
+        lo, me, hi = (default_lambda(loss, lv) for lv in ("low", "medium", "high"))
+        assert 0 < lo < me < hi
+    with pytest.raises(InputError, match="level"):
+        default_lambda("mse", "extreme")
+
+
+@functools.cache
+def results():
+    z = session_dir() / "zoo"
+    return evaluate(sorted(z.glob("*.pt")), images(), session_dir() / "results.csv", metrics=["mse", "psnr"],
+                    progress=False)
+
+
+def test_evaluate_writes_real_and_estimated_bpp():
+    zoo()
+    df = results()
+    assert len(df) == 4 * 3
+    assert {"image", "model", "loss", "lmbda", "bpp", "bpp_est", "mse", "psnr"} <= set(df.columns)
+    assert (df["bpp"] > 0).all() and (df["bpp_est"] > 0).all()
+    # the real file is never shorter than the ideal code length minus rounding, and not far above it
+    assert (df["bpp"] > 0.5 * df["bpp_est"]).all() and (df["bpp"] < 3 * df["bpp_est"] + 0.2).all()
+    hi, lo = (df[df.model == f"mse-{lv}"]["bpp"].mean() for lv in ("high", "low"))
+    assert hi > lo  # a larger λ spends more bits
+
+
+def test_rd_plot_and_bd_rate_on_results(capsys):
+    zoo()
+    results()
+    png = plot_rd(session_dir() / "results.csv", session_dir() / "rd.png")
+    assert png.stat().st_size > 10_000
+    assert codecs_main(["rd", str(session_dir() / "results.csv"), "--out", str(session_dir() / "rd2.png"),
+                        "--no-anchors", "--metrics", "psnr"]) == 0
+
+
+def test_classical_anchor_bisection_hits_target():
+    x = load_image(list_images(images())[0])
+    for name in ("jpeg", "jpeg2000", "jpegxl", "avif"):
+        cond = ClassicalCondition(CLASSICAL[name])
+        enc = cond.encode(x, 1.0)
+        assert enc.x_hat.shape == x.shape
+        assert abs(enc.bpp - 1.0) < 0.35, (name, enc.bpp)
+        assert float((enc.x_hat - x).pow(2).mean()) < 0.01
+
+
+class FakeRoi:
+    """A provider registered from outside, as the ROI codec does."""
+
+    name = "fake-roi"
+
+    def conditions(self, zoo=None, **_):
+        class C(Condition):
+            name = "roi"
+
+            def encode(self, x, target_bpp):
+                return Encoded(target_bpp, (x * 0.9).clamp(0, 1), {"fake": True})
+
+        return [C()]
+
+
+def test_match_writes_manifest_with_reference_and_providers(tmp_path):
+    zoo()
+    if "fake-roi" not in CODECS:
+        CODECS.add("fake-roi", FakeRoi())
+    out = tmp_path / "STIMULI"
+    manifest = match_rates(session_dir() / "zoo", images(), "0.3,1.0", out, anchors=["jpeg"],
+                           codecs=["hyperprior", "fake-roi"], metrics=["psnr"], progress=False)
+    rows = list(csv.DictReader(open(manifest)))
+    assert list(rows[0]) == MANIFEST_COLUMNS + ["psnr"]
+    n_img = len(list_images(images()))
+    conditions = {"mse", "psnr", "jpeg", "roi"}
+    assert len(rows) == n_img * (1 + len(conditions) * 2)
+    refs = [r for r in rows if r["condition"] == "reference"]
+    assert len(refs) == n_img and all(r["bpp"] == "" and r["target_bpp"] == "" for r in refs)
+    for r in rows:
+        assert (out / r["path"]).is_file()
+        assert not r["path"].startswith("/")
+    df = pd.read_csv(manifest)
+    zoo_rows = df[df.condition == "mse"]
+    res = results()
+    for _, r in zoo_rows.iterrows():  # the chosen model is the one whose real bpp is nearest the target
+        cand = res[(res.image == r.content) & (res.loss == "mse")]["bpp"]
+        assert abs(r.bpp - r.target_bpp) == pytest.approx((cand - r.target_bpp).abs().min(), abs=1e-5)
+    assert {"roi"} <= set(df.condition)
+    with pytest.raises(InputError):
+        match_rates(None, images(), "0.25", tmp_path / "x", codecs=["hyperprior"], progress=False)
