@@ -82,8 +82,9 @@ def _plt():
     return plt
 
 
-def _grid(n):
-    cols = min(4, max(1, n))
+def _grid(n, n_cond=1):
+    """Subplot grid: fewer, wider panels when each panel has many conditions."""
+    cols = min(4 if n_cond <= 10 else 2 if n_cond <= 24 else 1, max(1, n))
     rows = int(np.ceil(n / cols))
     return rows, cols
 
@@ -95,8 +96,8 @@ def _short(s: str, n: int = 18) -> str:
 def _plot_wf(wf: pd.DataFrame, group_col, path: Path, title: str) -> None:
     plt = _plt()
     contents = list(dict.fromkeys(wf["content"]))
-    rows, cols = _grid(len(contents))
     nc = wf.groupby("content")["condition"].nunique().max()
+    rows, cols = _grid(len(contents), nc)
     fig, axes = plt.subplots(rows, cols, figsize=(max(3.2, 0.32 * nc + 1.5) * cols, 3.0 * rows), squeeze=False)
     conds = sorted(wf["condition"].unique())
     cmap = plt.get_cmap("tab10" if len(conds) <= 10 else "tab20")
@@ -144,8 +145,8 @@ def _plot_overall(ov: pd.DataFrame, group_col, path: Path) -> None:
 def _plot_scores(sc: pd.DataFrame, path: Path, title: str, ylabel: str) -> None:
     plt = _plt()
     contents = list(dict.fromkeys(sc["content"])) if "content" in sc.columns else [None]
-    rows, cols = _grid(len(contents))
     nc = sc.groupby("content")["condition"].nunique().max() if "content" in sc.columns else sc["condition"].nunique()
+    rows, cols = _grid(len(contents), nc)
     fig, axes = plt.subplots(rows, cols, figsize=(max(3.2, 0.32 * nc + 1.5) * cols, 3.1 * rows), squeeze=False)
     for ax, content in zip(axes.flat, contents):
         d = sc if content is None else sc[sc["content"] == content]
@@ -320,8 +321,15 @@ def build_report(
     sig_figs = []
     for key, (conds, m) in mats.items():
         sel = np.ones(len(tests), dtype=bool)
+        ssel = np.ones(len(sc), dtype=bool)
         for k, v in zip(blocks, key):
             sel &= (tests[k] == v).to_numpy()
+            ssel &= (sc[k] == v).to_numpy()
+        # best condition first (by score, then winning frequency), so the matrix shows the ranking
+        rank = sc[ssel].set_index("condition")[["score", "winning_frequency"]].reindex(conds)
+        order = np.lexsort((-rank["winning_frequency"].fillna(-1).to_numpy(), -rank["score"].fillna(-1e9).to_numpy()))
+        conds = [conds[i] for i in order]
+        m = m[np.ix_(order, order)]
         name = f"significance_{_slug(key)}.png"
         _plot_significance(conds, m, tests[sel], fig_dir / name, " / ".join(map(str, key)))
         sig_figs.append((key, name, int(tests[sel]["significant"].sum()), int(sel.sum())))
@@ -402,8 +410,9 @@ def build_report(
     parts.append("<h2 id='significance'>Per-pair significance</h2>")
     parts.append(
         f"<p>Two-sided exact binomial test per compared pair (ties left out), {correction} correction over the pairs "
-        f"of each block, α = {alpha}. Colour: share of votes for the row over the column (grey: never compared); "
-        "dot: significant after correction.</p><div class='grid'>"
+        f"of each block, α = {alpha}. Rows and columns from the best to the worst {method} score. Colour: share of "
+        "votes for the row over the column (grey: never compared); dot: significant after correction.</p>"
+        "<div class='grid'>"
     )
     for key, name, nsig, npairs in sig_figs:
         cap = " / ".join(map(str, key))
