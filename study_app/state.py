@@ -17,7 +17,6 @@ CONSENT_GO = PREFIX + "consent_go"
 CONSENT_DECLINE = PREFIX + "consent_decline"
 DISPLAY_PROBE = PREFIX + "display_probe"
 TOGGLE_ON = PREFIX + "toggle_on"  # toggle view instead of side by side
-TOGGLE_SIDE = PREFIX + "toggle_side"  # which image the toggle view shows: left | right
 HANDLED_KEYS = PREFIX + "handled_keys"  # keyboard events already acted on: {(component key, n)}
 ADMIN_SECRET = PREFIX + "admin_secret"
 ADMIN_OK = PREFIX + "admin_ok"
@@ -38,3 +37,8 @@ def keys_component(scope: str, seq: int) -> str:
 
 def toggle_button(seq: int) -> str:
     return f"{PREFIX}toggle_btn_{seq}"
+
+
+def toggle_side(seq: int) -> str:
+    """Which image the toggle view shows for pair ``seq``: left | right."""
+    return f"{PREFIX}toggle_side_{seq}"

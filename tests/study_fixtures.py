@@ -1,10 +1,12 @@
-"""Fixtures shared by the study-app tests: a small synthetic stimuli folder (built once per session)
-and a factory for study folders built from it."""
+"""Fixtures shared by the study-app tests: a small synthetic stimuli folder and study folders built
+from it (built once per distinct set of build options and shared: tests write their votes to their own
+databases, never into the study folder)."""
 
 from __future__ import annotations
 
 import pytest
 from lossarena.study_app.core.build import build_study
+from lossarena.study_app.core.config import load_config
 from lossarena.study_app.core.stimuli import make_synthetic_stimuli
 
 
@@ -15,14 +17,21 @@ def stimuli_dir(tmp_path_factory):
     return d
 
 
+_BUILT: dict[tuple, object] = {}
+
+
 @pytest.fixture
-def make_study(stimuli_dir, tmp_path):
-    counter = [0]
+def make_study(stimuli_dir, tmp_path_factory):
+    """make_study(**build_study options) -> StudyConfig; cached per option set for the session."""
 
     def _make(**kw):
-        counter[0] += 1
         kw.setdefault("crop", (320, 256))
         kw.setdefault("progress", False)
-        return build_study(stimuli_dir, tmp_path / f"study{counter[0]}", **kw)
+        key = (str(stimuli_dir), repr(sorted(kw.items())))
+        if key not in _BUILT:
+            out = tmp_path_factory.mktemp("study")
+            build_study(stimuli_dir, out, force=True, **kw)
+            _BUILT[key] = out
+        return load_config(_BUILT[key])
 
     return _make

@@ -73,6 +73,23 @@ def server(make_study, tmp_path):
     log.close()
 
 
+def settle(page) -> None:
+    """Wait until the script run is over and no stale element of the previous run is left."""
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
+    page.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0")
+
+
+def click(page, name: str) -> None:
+    """Click the one button with this name once the page has settled."""
+    from playwright.sync_api import expect
+
+    if hasattr(page, "wait_for_selector"):  # a page, not a component's frame
+        settle(page)
+    loc = page.get_by_role("button", name=name)
+    expect(loc).to_have_count(1)
+    loc.click()
+
+
 def _shot(page, out: Path, name: str) -> Path:
     p = out / f"{name}.png"
     page.wait_for_timeout(400)  # let images finish painting
@@ -98,35 +115,36 @@ def test_participant_completes_study_in_chromium(server, tmp_path):
         page.set_default_timeout(T)
 
         page.goto(url + "/")
-        expect(page.get_by_text("Please open the study through the link")).to_be_visible()
+        expect(page.get_by_text("Please open the study through the link").first).to_be_visible()
         shots.append(_shot(page, out, "0_gate"))
 
         page.goto(url + "/?workerId=PW-1")
-        expect(page.get_by_text("Information and consent")).to_be_visible()
+        expect(page.get_by_text("Information and consent").first).to_be_visible()
         shots.append(_shot(page, out, "1_consent"))
         page.get_by_text("I have read the information above").click()
-        page.get_by_role("button", name="Continue").click()
+        click(page, "Continue")
 
         expect(page.get_by_role("heading", name="Display check")).to_be_visible()
         frame = page.frame_locator("iframe[title*='display_probe']")
-        expect(frame.get_by_text("Screen: 1920 × 1080")).to_be_visible()
+        expect(frame.get_by_text("Screen: 1920 × 1080").first).to_be_visible()
         slider = frame.locator("#s")
         slider.evaluate("(el) => { el.value = 330; el.dispatchEvent(new Event('input')); }")
         shots.append(_shot(page, out, "2_display_check"))
-        frame.get_by_role("button", name="The rectangle matches my card").click()
+        click(frame, "The rectangle matches my card")
 
         expect(page.get_by_role("heading", name="Training")).to_be_visible()
         expect(page.locator("img").first).to_be_visible()
         shots.append(_shot(page, out, "3_training"))
-        page.wait_for_timeout(1500)  # the keyboard component must be mounted
+        settle(page)
+        page.wait_for_timeout(1000)  # the keyboard component's iframe must have loaded
         page.keyboard.press("ArrowLeft")  # keyboard shortcut
-        expect(page.get_by_text("Practice pair 2 of 2")).to_be_visible()
-        expect(page.get_by_text("Correct, well done.").or_(page.get_by_text("Not quite"))).to_be_visible()
+        expect(page.get_by_text("Practice pair 2 of 2").first).to_be_visible()
+        expect(page.get_by_text("Correct, well done.").or_(page.get_by_text("Not quite")).first).to_be_visible()
         shots.append(_shot(page, out, "4_training_feedback"))
-        page.get_by_role("button", name="Right is better").click()
+        click(page, "Right is better")
 
-        expect(page.get_by_text("Which image has the better quality?")).to_be_visible()
-        expect(page.get_by_text("Pair 1 of about 4")).to_be_visible()
+        expect(page.get_by_text("Which image has the better quality?").first).to_be_visible()
+        expect(page.get_by_text("Pair 1 of about 4").first).to_be_visible()
         expect(page.locator("img").nth(1)).to_be_visible()
         shots.append(_shot(page, out, "5_trial"))
         page.get_by_text("Toggle view: show the two images").click()
@@ -135,17 +153,18 @@ def test_participant_completes_study_in_chromium(server, tmp_path):
         page.get_by_text("Toggle view: show the two images").click()
         expect(page.get_by_role("button", name="Switch image [T]")).to_have_count(0)
 
-        page.wait_for_timeout(1500)
+        settle(page)
+        page.wait_for_timeout(1000)
         page.keyboard.press("ArrowRight")
-        expect(page.get_by_text("Pair 2 of about 4")).to_be_visible()
+        expect(page.get_by_text("Pair 2 of about 4").first).to_be_visible()
         for n in (3, 4):
-            page.get_by_role("button", name="A (left) is better").click()
+            click(page, "A (left) is better")
             if n <= 4:
-                expect(page.get_by_text(f"Pair {n} of about 4")).to_be_visible()
+                expect(page.get_by_text(f"Pair {n} of about 4").first).to_be_visible()
         # reload in the middle: the same pair comes back (nothing is lost or skipped)
         page.reload()
-        expect(page.get_by_text("Pair 4 of about 4")).to_be_visible()
-        page.get_by_role("button", name="B (right) is better").click()
+        expect(page.get_by_text("Pair 4 of about 4").first).to_be_visible()
+        click(page, "B (right) is better")
 
         expect(page.get_by_role("heading", name="Thank you!")).to_be_visible()
         code = page.locator("pre code, pre").first.inner_text().strip()
@@ -159,11 +178,11 @@ def test_participant_completes_study_in_chromium(server, tmp_path):
         sp.set_default_timeout(T)
         sp.goto(url + "/?PROLIFIC_PID=PW-small")
         sp.get_by_text("I have read the information above").click()
-        sp.get_by_role("button", name="Continue").click()
+        click(sp, "Continue")
         sp.frame_locator("iframe[title*='display_probe']").get_by_role(
             "button", name="The rectangle matches my card").click()
-        expect(sp.get_by_text("Thank you for your interest")).to_be_visible()
-        expect(sp.get_by_text("1366×768")).to_be_visible()
+        expect(sp.get_by_text("Thank you for your interest").first).to_be_visible()
+        expect(sp.get_by_text("1366×768").first).to_be_visible()
         shots.append(_shot(sp, out, "8_refused"))
 
         # admin: secret required
@@ -171,8 +190,8 @@ def test_participant_completes_study_in_chromium(server, tmp_path):
         expect(page.get_by_role("heading", name="Study admin")).to_be_visible()
         expect(page.get_by_text("PW-1")).to_have_count(0)
         page.get_by_label("Admin secret").fill(cfg.admin_secret)
-        page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_text("Progress per content and condition")).to_be_visible()
+        click(page, "Log in")
+        expect(page.get_by_text("Progress per content and condition").first).to_be_visible()
         expect(page.get_by_role("button", name="Download votes.csv")).to_be_visible()
         shots.append(_shot(page, out, "9_admin"))
         browser.close()

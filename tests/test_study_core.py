@@ -98,17 +98,17 @@ def test_build_crops_same_window_fit_and_layout(make_study, stimuli_dir):
     assert again.groups == cfg.groups and again.secret == cfg.secret
 
 
-def test_build_refuses_bad_crop_existing_study_and_unknown_sampler(make_study, stimuli_dir):
+def test_build_refuses_bad_crop_existing_study_and_unknown_sampler(make_study, stimuli_dir, tmp_path):
     from lossarena.study_app.core.build import build_study
 
     with pytest.raises(InputError, match="do not fit side by side"):
         make_study(crop=(1200, 600))
     with pytest.raises(UnknownNameError, match="did you mean 'adjacent'"):
         make_study(sampler="adjacnt")
-    cfg = make_study()
+    cfg = build_study(stimuli_dir, tmp_path / "again", crop=(200, 200), n_practice=1, progress=False)
     with pytest.raises(InputError, match="already exists"):
         build_study(stimuli_dir, cfg.dir, progress=False)
-    assert build_study(stimuli_dir, cfg.dir, progress=False, force=True).secret != cfg.secret
+    assert build_study(stimuli_dir, cfg.dir, crop=(200, 200), progress=False, force=True).secret != cfg.secret
 
 
 def test_choose_window_prefers_detail():
@@ -131,8 +131,10 @@ def test_worker_ids_validated():
         worker_id_from_query({"workerId": "<b>x</b>"})
 
 
-def test_stimulus_paths_cannot_leave_the_study_folder(make_study, tmp_path):
-    cfg = make_study()
+def test_stimulus_paths_cannot_leave_the_study_folder(stimuli_dir, tmp_path):
+    from lossarena.study_app.core.build import build_study
+
+    cfg = build_study(stimuli_dir, tmp_path / "own", crop=(64, 64), n_practice=1, progress=False)
     ok = safe_stimulus_path(cfg.dir, cfg.groups[0].conditions[next(iter(cfg.groups[0].conditions))])
     assert ok.is_file()
     secret_file = tmp_path / "secret.txt"
@@ -286,6 +288,17 @@ def test_simulate_and_export_canonical_csv(make_study, tmp_path):
     res = simulate(cfg.dir, db, participants=6, concurrency=3, seed=3, random_fraction=0.34, progress=False)
     assert res.errors == [] and res.votes_duplicate == 0
     assert res.votes_new == 6 * 7 and len(res.random_responders) == 2
+    # the admin tables: progress adds up, random responders are among the flagged when analysis is there
+    from lossarena.study_app.core import admin
+
+    rt = StudyRuntime.open(cfg.dir, db)
+    prog = admin.progress_table(rt)
+    assert prog["comparisons"].sum() == 2 * 36
+    parts = admin.participants_table(rt)
+    assert len(parts) == 6 and set(parts["stage"]) == {"done"}
+    if admin.HAVE_ANALYSIS_OUTLIERS:
+        assert {"zeta", "likelihood_score"} <= set(parts.columns)
+    rt.store.dispose()
     out = export_votes(cfg.dir, db, tmp_path / "votes.csv")
     with open(out) as f:
         rows = list(csv.DictReader(f))
@@ -341,3 +354,16 @@ def test_cli_build_simulate_export_verify(stimuli_dir, tmp_path, capsys):
     assert study_main(["serve", str(study), "--print-command"]) == 0
     cmd = capsys.readouterr().out
     assert "streamlit run" in cmd and "app.py" in cmd and "LOSSARENA_STUDY_DB=" in cmd
+
+
+def test_no_raw_html_anywhere_in_the_app():
+    """Pages render text through Streamlit's escaping widgets only: no unsafe HTML, no st.html."""
+    from pathlib import Path
+
+    import lossarena.study_app as pkg
+
+    root = Path(pkg.__file__).parent
+    for f in list(root.glob("*.py")) + list((root / "pages").glob("*.py")):
+        src = f.read_text()
+        for bad in ("unsafe_allow_html", "st.html(", "components.html(", "st.markdown(f"):
+            assert bad not in src, f"{f.name} uses {bad}"

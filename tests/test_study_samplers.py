@@ -18,7 +18,7 @@ from scipy.special import ndtr
 from scipy.stats import kendalltau
 
 N_COND = 6
-CHECKPOINTS = (15, 45, 150)
+CHECKPOINTS = (15, 45, 120)
 
 
 def run(name: str, seed: int, per_participant: int = 5, total: int = CHECKPOINTS[-1], n_groups: int = 1):
@@ -103,7 +103,7 @@ def test_active_prefers_uncertain_pairs():
 @pytest.mark.parametrize("name", ["adjacent", "full", "active"])
 def test_ranking_converges_to_truth(name):
     """Kendall tau between the fitted scores and the true ones grows with the number of trials."""
-    taus = [run(name, seed=s)[0] for s in (11, 12, 13, 14)]
+    taus = [run(name, seed=s)[0] for s in (11, 12, 13)]
     mean = {t: float(np.mean([x[t] for x in taus])) for t in CHECKPOINTS}
     print(name, {t: round(v, 3) for t, v in mean.items()})
     assert mean[CHECKPOINTS[-1]] >= 0.75

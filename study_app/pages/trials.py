@@ -17,7 +17,7 @@ st.write("Which image has the **better quality**? Click a button or press ← / 
 toggle_on = False
 if rt.cfg.toggle:
     toggle_on = st.toggle("Toggle view: show the two images in the same place", key=K.TOGGLE_ON)
-side_key = f"{K.TOGGLE_SIDE}_{trial.seq}"
+side_key = K.toggle_side(trial.seq)
 
 
 def vote(side: str) -> None:
