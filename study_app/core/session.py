@@ -251,12 +251,17 @@ class StudyRuntime:
         return self.store.record_vote(self.study_id, pid, int(seq), side, response_time_ms)
 
     def progress(self, pid: str) -> tuple[int, int]:
-        """(answered, planned) pairs for the progress bar."""
+        """(answered, planned) pairs for the progress bar. Planned = min(trials, what the sampler
+        can offer in the session: n-1 adjacent or n(n-1)/2 pairs per group) + traps; ``adjacent``
+        may offer a few more when the estimated order changes, hence "about" on the page."""
         n = len(self.store.participant_votes(self.study_id, pid))
-        t, k = self.cfg.trials_per_participant, self.cfg.traps_per_participant
-        if t <= 0:
-            p = self.participant(pid)
-            t = sum(len(g.conditions) - 1 for g in self.cfg.session_groups(p["session_no"]))
+        p = self.participant(pid)
+        groups = self.cfg.session_groups(p["session_no"])
+        per = (lambda k: k - 1) if self.sampler.name == "adjacent" else (lambda k: k * (k - 1) // 2)
+        cap = sum(per(len(g.conditions)) for g in groups)
+        t = self.cfg.trials_per_participant
+        t = min(t, cap) if t > 0 else cap
+        k = min(self.cfg.traps_per_participant, len({g.content for g in groups} & set(self.cfg.traps)))
         return n, max(n, t + k)
 
     def completion_code(self, pid: str) -> str:
