@@ -269,3 +269,30 @@ def jod_to_probability(d) -> np.ndarray:
 
 def probability_to_jod(p) -> np.ndarray:
     return SIGMA * special.ndtri(np.asarray(p, dtype=float))
+
+
+def jod_covariance(counts, scores) -> np.ndarray:
+    """Asymptotic covariance of Thurstone scores (mean-0 gauge): the pseudo-inverse of the observed
+    information (Hessian of the negative log-likelihood, no prior) at ``scores``.
+
+    Cheap (an N x N weighted Laplacian), e.g. for an adaptive sampler that wants the uncertainty of each
+    pair's difference: var(q_i - q_j) = C[i,i] + C[j,j] - 2 C[i,j]. Pairs in different components of the
+    comparison graph have no finite covariance; the pseudo-inverse then gives each component its own
+    mean-0 block and the cross terms mean nothing.
+    """
+    c = check_counts(counts)
+    q = np.nan_to_num(np.asarray(scores, dtype=float))
+    n = c.shape[0]
+    i, j = np.nonzero(np.triu(c + c.T, 1))
+    x = (q[i] - q[j]) / SIGMA
+
+    def h(z):  # d^2/dz^2 of -log Phi(z)
+        r = np.exp(-0.5 * z * z - _LOG_SQRT_2PI - special.log_ndtr(z))
+        return r * (z + r)
+
+    w = (c[i, j] * h(x) + c[j, i] * h(-x)) / SIGMA**2
+    hess = np.zeros((n, n))
+    np.add.at(hess, (i, j), -w)
+    np.add.at(hess, (j, i), -w)
+    hess[np.diag_indices(n)] = -hess.sum(axis=1)
+    return np.linalg.pinv(hess, hermitian=True)

@@ -192,3 +192,19 @@ def test_motion_quality_count_matrices_reproduce_published_jod(variable, column)
     np.testing.assert_allclose(fit.scores, ref[column].to_numpy(), atol=1e-3)
     plain = fit_thurstone(counts, prior="none", reference="c0")
     assert np.abs(plain.scores - ref[column].to_numpy()).max() > 0.3
+
+
+def test_jod_covariance_is_the_inverse_observed_information():
+    from lossarena.analysis import jod_covariance
+
+    rng = np.random.default_rng(3)
+    m = rng.integers(1, 12, (5, 5)).astype(float)
+    np.fill_diagonal(m, 0)
+    fit = fit_thurstone(m, prior="none")
+    cov = jod_covariance(m, fit.scores)
+    obj = _Objective(m, "none", 3.0)
+    eps = 1e-5
+    hess = np.array([(obj(fit.scores + eps * e)[1] - obj(fit.scores - eps * e)[1]) / (2 * eps) for e in np.eye(5)])
+    proj = np.eye(5) - 1 / 5  # the mean-0 gauge
+    np.testing.assert_allclose(np.linalg.pinv(cov, hermitian=True), proj @ hess @ proj, atol=1e-4)
+    assert np.allclose(cov.sum(axis=1), 0, atol=1e-9) and (np.diag(cov) > 0).all()
