@@ -28,6 +28,7 @@ def _add_convert(sub) -> None:
     pa = s.add_parser("pieapp", help="PieAPP dataset folder (labels/<split>/*_pairwise_labels.csv)")
     pa.add_argument("root")
     pa.add_argument("--split", default="test", choices=("train", "val", "test"))
+    pa.add_argument("--images-root", help="make paths relative to this folder (default: ROOT)")
     v = s.add_parser("votes", help="the study's votes.csv + stimuli manifest.csv")
     v.add_argument("votes")
     v.add_argument("--manifest", required=True)
@@ -119,7 +120,7 @@ def _cmd_convert(a) -> int:
     elif a.source == "clic":
         df = T.clic_to_triplets(a.oracle, a.out, prefix=a.prefix)
     elif a.source == "pieapp":
-        df = T.pieapp_to_triplets(a.root, a.split, a.out)
+        df = T.pieapp_to_triplets(a.root, a.split, a.out, images_root=a.images_root)
     else:
         df = T.votes_to_triplets(a.votes, a.manifest, a.out, images_root=a.images_root,
                                  include_reference_pairs=a.include_reference_pairs)

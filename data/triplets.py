@@ -191,15 +191,19 @@ def _pick(cols: dict[str, str], *needles: str, exclude: tuple[str, ...] = ()) ->
     return None
 
 
-def pieapp_to_triplets(root: str | Path, split: str = "test", out_csv: str | Path | None = None) -> pd.DataFrame:
+def pieapp_to_triplets(root: str | Path, split: str = "test", out_csv: str | Path | None = None, *,
+                       images_root: str | Path | None = None) -> pd.DataFrame:
     """PieAPP: ``root/labels/<split>/*_pairwise_labels.csv`` with the images in
     ``reference_images/<split>/`` and ``distorted_images/<split>/<ref stem>/``.
 
     The label column is the processed probability of preference for A when present (train/val),
     else the (raw) probability of preference for A (test). A reference used as an alternative
-    (PieAPP's test set does that) is resolved to ``reference_images``.
+    (PieAPP's test set does that) is resolved to ``reference_images``. Paths are relative to
+    ``images_root`` (default ``root``).
     """
     root = Path(root)
+    pre = "" if images_root is None else _rel(root, Path(images_root)).rstrip("/") + "/"
+    pre = "" if pre == "./" else pre
     lab_dir = root / "labels" / split
     files = sorted(lab_dir.glob("*_pairwise_labels.csv"))
     if not files:
@@ -233,10 +237,10 @@ def pieapp_to_triplets(root: str | Path, split: str = "test", out_csv: str | Pat
             def img(name: str, stem=stem, ref=ref) -> str:
                 name = name.strip()
                 if name == ref or "ref" in Path(name).stem.lower():
-                    return f"reference_images/{split}/{name}"
-                return f"distorted_images/{split}/{stem}/{name}"
+                    return f"{pre}reference_images/{split}/{name}"
+                return f"{pre}distorted_images/{split}/{stem}/{name}"
 
-            rows.append((f"reference_images/{split}/{ref}", img(str(rec[c_a])), img(str(rec[c_b])), p))
+            rows.append((f"{pre}reference_images/{split}/{ref}", img(str(rec[c_a])), img(str(rec[c_b])), p))
     return _finish(rows, out_csv, str(lab_dir))
 
 

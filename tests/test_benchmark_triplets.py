@@ -85,6 +85,8 @@ def test_pieapp_layout(tmp_path):
     assert df["a"].iloc[0] == "distorted_images/test/ref_001/d1.png"
     assert df["a"].iloc[1] == "reference_images/test/ref_001.png"
     assert df["reference"].iloc[0] == "reference_images/test/ref_001.png"
+    df = T.pieapp_to_triplets(tmp_path, "test", images_root=tmp_path.parent)
+    assert df["a"].iloc[0] == f"{tmp_path.name}/distorted_images/test/ref_001/d1.png"
 
 
 def _study(tmp_path):
