@@ -195,10 +195,23 @@ def _fit_connected(counts, prior, ridge_sd, init, tol, max_iter):
     obj = _Objective(counts, prior, ridge_sd)
     used = obj.prior
     x0 = np.zeros(n) if init is None else np.asarray(init, dtype=float) - np.mean(init)
+    # Diagonal preconditioning: q = s * z with s ~ 1/sqrt(diag of the Hessian at q = 0). Conditions are
+    # compared very unequally often (a reference against everything), which otherwise costs L-BFGS ~3x
+    # the iterations.
+    diag = (counts + counts.T).sum(axis=1) * obj.lik_weight * (2 / np.pi) / SIGMA**2
+    if used == "ridge":
+        diag = diag + 1.0 / ridge_sd**2
+    s = 1.0 / np.sqrt(np.maximum(diag, 1e-12))
+
+    def scaled(z):
+        f, g = obj(z * s)
+        return f, g * s
+
     res = optimize.minimize(
-        obj, x0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-13}
+        scaled, x0 / s, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-13}
     )
-    q = res.x - res.x.mean()
+    q = res.x * s
+    q = q - q.mean()
     return q, {"nit": int(res.nit), "converged": bool(res.success), "nll": float(res.fun), "prior": used}
 
 
