@@ -68,7 +68,7 @@ def piq_counterparts() -> dict[str, tuple]:
         "ms-ssim": (lambda: (lambda x, y: piq.multi_scale_ssim(luma(x), luma(y), data_range=1.0,
                                                                 reduction="none")),
                     "piq.multi_scale_ssim on luma (piq's default is RGB)"),
-        "fsim": (fn(piq.fsim, chromatic=True), "piq.fsim (FSIMc; piq uses |S_I S_Q|^0.03, MATLAB real(.))"),
+        "fsim": (fn(piq.fsim, chromatic=True), "piq.fsim (FSIMc; piq uses abs(S_I S_Q)^0.03 where MATLAB takes real(.))"),
         "gmsd": (fn(piq.gmsd), "piq.gmsd"),
         "vsi": (fn(piq.vsi), "piq.vsi (ours: MATLAB imresize in SDSP; a no-op at 256x256)"),
         "lpips-vgg": (module(piq.LPIPS), "piq.LPIPS (VGG; piq normalises inputs differently)"),
@@ -155,35 +155,37 @@ def make_inputs(batch: int, size: int, seed: int) -> tuple[torch.Tensor, torch.T
     return x, y, what + " vs + Gaussian noise (sigma 0.05)"
 
 
-def _run(f, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor, bool]:
-    """(seconds, values, gradient finite) for one forward+backward."""
+def _run(f, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, torch.Tensor, bool]:
+    """(wall s, process CPU s, values, finite) for one forward+backward."""
     xx = x.clone().requires_grad_(True)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     v = f(xx, y)
     v.sum().backward()
-    el = time.perf_counter() - t
-    return el, v.detach().flatten(), bool(torch.isfinite(xx.grad).all() and torch.isfinite(v).all())
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    return wall, cpu, v.detach().flatten(), bool(torch.isfinite(xx.grad).all() and torch.isfinite(v).all())
 
 
-def bench_pair(ours, theirs, x, y, repeats: int, warmup: int):
-    """Median ms of ours and theirs (interleaved), last values, and whether each stayed finite."""
+def bench_pair(ours, theirs, x, y, repeats: int, warmup: int) -> dict:
+    """Medians (ms) of wall and CPU time of ours and theirs, run interleaved, plus last values."""
     for _ in range(warmup):
         _run(ours, x, y)
         if theirs is not None:
             _run(theirs, x, y)
-    t_o, t_p = [], []
-    v_o = v_p = None
-    ok_o = ok_p = True
+    res = {"wall_o": [], "cpu_o": [], "wall_p": [], "cpu_p": [], "ok_o": True, "ok_p": True,
+           "v_o": None, "v_p": None}
     for _ in range(repeats):
-        t, v_o, ok = _run(ours, x, y)
-        t_o.append(t)
-        ok_o &= ok
+        w, c, res["v_o"], ok = _run(ours, x, y)
+        res["wall_o"].append(w)
+        res["cpu_o"].append(c)
+        res["ok_o"] &= ok
         if theirs is not None:
-            t, v_p, ok = _run(theirs, x, y)
-            t_p.append(t)
-            ok_p &= ok
-    med_p = statistics.median(t_p) * 1e3 if t_p else None
-    return statistics.median(t_o) * 1e3, med_p, v_o, v_p, ok_o, ok_p
+            w, c, res["v_p"], ok = _run(theirs, x, y)
+            res["wall_p"].append(w)
+            res["cpu_p"].append(c)
+            res["ok_p"] &= ok
+    for k in ("wall_o", "cpu_o", "wall_p", "cpu_p"):
+        res[k] = statistics.median(res[k]) * 1e3 if res[k] else None
+    return res
 
 
 def main(argv=None) -> int:
@@ -235,27 +237,31 @@ def main(argv=None) -> int:
             except Exception as e:  # noqa: BLE001
                 theirs, note = None, f"piq unavailable: {type(e).__name__}: {str(e)[:80]}"
         print(f"{spec.name} ...", end=" ", flush=True)
-        t_o, t_p, v_o, v_p, ok_o, ok_p = bench_pair(ours, theirs, x, y, args.repeats, args.warmup)
-        diff = float((v_o - v_p).abs().max()) if v_p is not None else None
-        ratio = t_o / t_p if t_p else None
-        if not ok_o:
+        r = bench_pair(ours, theirs, x, y, args.repeats, args.warmup)
+        diff = float((r["v_o"] - r["v_p"]).abs().max()) if r["v_p"] is not None else None
+        ratio = r["wall_o"] / r["wall_p"] if r["wall_p"] else None
+        ratio_cpu = r["cpu_o"] / r["cpu_p"] if r["cpu_p"] else None
+        if not r["ok_o"]:
             note = f"OURS: NaN/inf value or gradient; {note}"
-        if theirs is not None and not ok_p:
+        if theirs is not None and not r["ok_p"]:
             note = f"{note}; piq: NaN/inf value or gradient on this input"
         if standin:
             note = f"{STANDIN_NOTE}; {note}"
-        rows.append((spec.name, t_o, t_p, ratio, diff, note))
-        print(f"ours {t_o:.1f} ms" + (f", piq {t_p:.1f} ms, ratio {ratio:.2f}" if t_p else ""))
+        rows.append((spec.name, r["wall_o"], r["wall_p"], ratio, r["cpu_o"], r["cpu_p"], ratio_cpu, diff, note))
+        print(f"ours {r['wall_o']:.1f} ms" + (f", piq {r['wall_p']:.1f} ms, ratio {ratio:.2f} (CPU {ratio_cpu:.2f})"
+                                              if r["wall_p"] else ""))
 
     def f(v, fmt):
         return "–" if v is None or v != v else format(v, fmt)
 
     lines = [
-        "| metric | ours ms | piq ms | ours/piq | max abs value diff | note |",
-        "|---|---:|---:|---:|---:|---|",
+        "| metric | ours ms | piq ms | ours/piq | ours CPU ms | piq CPU ms | ours/piq (CPU) "
+        "| max abs value diff | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for name, t_o, t_p, ratio, diff, note in rows:
-        lines.append(f"| {name} | {t_o:.1f} | {f(t_p, '.1f')} | {f(ratio, '.2f')} | {f(diff, '.2e')} | {note} |")
+    for name, t_o, t_p, ratio, c_o, c_p, ratio_c, diff, note in rows:
+        lines.append(f"| {name} | {t_o:.1f} | {f(t_p, '.1f')} | {f(ratio, '.2f')} | {c_o:.1f} | {f(c_p, '.1f')} "
+                     f"| {f(ratio_c, '.2f')} | {f(diff, '.2e')} | {note} |")
     table = "\n".join(lines)
     print()
     print(table)
@@ -283,7 +289,8 @@ def main(argv=None) -> int:
         f"{platform.python_version()}",
         f"- input: {what}; batch {args.batch}x3x{args.size}x{args.size}, float32",
         f"- timing: forward + backward (gradient w.r.t. the distorted image), {args.warmup} warm-up, "
-        f"median of {args.repeats}, ours and piq interleaved",
+        f"median of {args.repeats}, ours and piq interleaved; wall-clock and process CPU time (the CPU "
+        "time is the fairer ratio when the machine is shared)",
         "- command: `.venv/bin/python benchmarks/metrics_speed.py"
         + (" --standin" if args.standin else "") + "`",
         "",

@@ -49,6 +49,17 @@ def real_pow(v: torch.Tensor, p: float, tiny: float = 1e-12) -> torch.Tensor:
     return torch.where(v < 0, mag * math.cos(p * math.pi), mag)
 
 
+def colour_transform(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """``out[:, c] = sum_k matrix[c, k] * x[:, k]`` for (B, 3, H, W) (a 1x1 convolution: fast both ways)."""
+    return F.conv2d(x, matrix.to(device=x.device, dtype=x.dtype)[:, :, None, None])
+
+
+def grad_scope(t: torch.Tensor):
+    """Autograd on for ``t``'s branch only if it needs it: the reference's branch is usually
+    evaluated without building a graph, which halves the backward pass."""
+    return torch.set_grad_enabled(torch.is_grad_enabled() and t.requires_grad)
+
+
 def similarity(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
     """The similarity map ``(2ab + c) / (a^2 + b^2 + c)`` used by SSIM-like indices."""
     return (2.0 * a * b + c) / (a * a + b * b + c)

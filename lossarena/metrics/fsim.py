@@ -38,7 +38,9 @@ import math
 import torch
 
 from ._zhang_common import (
+    colour_transform,
     downsample_factor,
+    grad_scope,
     matlab_average_downsample,
     real_pow,
     safe_div,
@@ -129,60 +131,67 @@ def _median_last(v: torch.Tensor) -> torch.Tensor:
 
 
 class _PhaseEnergy(torch.autograd.Function):
-    """Per-orientation PC energy and total amplitude from even/odd responses, hand-differentiated.
+    """Per-orientation PC energy, total amplitude and smallest-scale power, hand-differentiated.
 
-    Forward, for E, O of shape (B, O, S, H, W) (even/odd responses, S scales):
+    Input: ``eo`` of shape (B, 2, O, S, H, W): even (``eo[:, 0]``) and odd (``eo[:, 1]``) filter
+    responses for O orientations and S scales. Forward (phasecong2's names):
     ``An = |E + iO|``, ``sumE = sum_s E``, ``sumO = sum_s O``, ``XEnergy = |sumE + i sumO| + eps``,
-    ``MeanE, MeanO = sumE, sumO / XEnergy`` and
+    ``MeanE, MeanO = sumE, sumO / XEnergy``,
     ``Energy = sum_s (E MeanE + O MeanO - |E MeanO - O MeanE|)``.
-    Returns ``Energy`` (B, O, H, W) and ``sum_{o,s} An`` (B, H, W). The explicit backward avoids
-    most of autograd's intermediate tensors (this is the hot loop) and uses subgradient 0 where an
-    amplitude is exactly 0.
+    Returns ``Energy`` (B, O, H, W), ``sum_{o,s} An`` (B, H, W) and ``|EO_{s=0}|^2`` (B, O, H, W,
+    for the noise estimate). This is the hot loop; the explicit backward touches each big tensor
+    a handful of times instead of autograd's dozens, and uses subgradient 0 where an amplitude is 0.
     """
 
     @staticmethod
-    def forward(ctx, e, o, eps: float):
+    def forward(ctx, eo, eps: float):
+        e, o = eo[:, 0], eo[:, 1]
         an = torch.hypot(e, o)
         an_all = an.sum(dim=(1, 2))
         se, so = e.sum(dim=2), o.sum(dim=2)
         r = torch.hypot(se, so)
         xe = r + eps
-        me, mo = se / xe, so / xe
-        c = e * mo.unsqueeze(2) - o * me.unsqueeze(2)
+        me, mo = (se / xe).unsqueeze(2), (so / xe).unsqueeze(2)
+        c = torch.addcmul(e * mo, o, me, value=-1.0)  # E MeanO - O MeanE
         energy = r * r / xe - c.abs().sum(dim=2)
-        ctx.save_for_backward(e, o, an, c, se, so, r)
+        e0, o0 = e[:, :, 0], o[:, :, 0]
+        power0 = e0 * e0 + o0 * o0
+        ctx.save_for_backward(eo, an, c, se, so, r)
         ctx.eps = eps
-        return energy, an_all
+        return energy, an_all, power0
 
     @staticmethod
-    def backward(ctx, g_en, g_an):
-        e, o, an, c, se, so, r = ctx.saved_tensors
+    def backward(ctx, g_en, g_an, g_p0):
+        eo, an, c, se, so, r = ctx.saved_tensors
         eps = ctx.eps
-        xe = r + eps
-        me, mo = se / xe, so / xe
-        ge = go = None
+        e, o = eo[:, 0], eo[:, 1]
+        grad = torch.zeros_like(eo)
+        ge, go = grad[:, 0], grad[:, 1]
         if g_an is not None:
-            w = torch.where(an > 0, g_an[:, None, None] / torch.where(an > 0, an, 1.0), 0.0)
-            ge, go = w * e, w * o
+            # d An / d(E, O) = (E, O) / An; where An == 0, E = O = 0 and the product is 0
+            w = g_an[:, None, None] / an.clamp_min(1e-30)
+            torch.mul(e, w, out=ge)
+            torch.mul(o, w, out=go)
         if g_en is not None:
+            xe = r + eps
+            me, mo = se / xe, so / xe
             sg = torch.sign(c)
-            a_sum = (sg * e).sum(dim=2)
-            b_sum = (sg * o).sum(dim=2)
+            a_sum = (sg * e).sum(dim=2)  # d sum|c| / d MeanO
+            b_sum = (sg * o).sum(dim=2)  # -d sum|c| / d MeanE
             rs = torch.where(r > 0, r, 1.0)
-            xe2 = xe * xe
-            k = 1.0 / (rs * xe2)
+            k = 1.0 / (rs * xe * xe)
             t = se * so * k
             dme_dse, dme_dso = 1.0 / xe - se * se * k, -t
             dmo_dse, dmo_dso = -t, 1.0 / xe - so * so * k
-            p = (r + 2 * eps) / xe2
+            p = (r + 2 * eps) / (xe * xe)  # d(r^2 / xe)/dr / r
             d_se = se * p - (a_sum * dmo_dse - b_sum * dme_dse)
             d_so = so * p - (a_sum * dmo_dso - b_sum * dme_dso)
-            gb = g_en.unsqueeze(2)
-            ge_en = gb * (d_se.unsqueeze(2) - sg * mo.unsqueeze(2))
-            go_en = gb * (d_so.unsqueeze(2) + sg * me.unsqueeze(2))
-            ge = ge_en if ge is None else ge + ge_en
-            go = go_en if go is None else go + go_en
-        return ge, go, None
+            ge.add_((g_en * d_se).unsqueeze(2)).addcmul_(sg, (g_en * mo).unsqueeze(2), value=-1.0)
+            go.add_((g_en * d_so).unsqueeze(2)).addcmul_(sg, (g_en * me).unsqueeze(2))
+        if g_p0 is not None:
+            ge[:, :, 0].addcmul_(g_p0, e[:, :, 0], value=2.0)
+            go[:, :, 0].addcmul_(g_p0, o[:, :, 0], value=2.0)
+        return grad, None
 
 
 def phase_congruency(y: torch.Tensor) -> torch.Tensor:
@@ -196,11 +205,9 @@ def phase_congruency(y: torch.Tensor) -> torch.Tensor:
     yc = y - y.mean(dim=(-2, -1), keepdim=True)  # exact: every filter is 0 at DC
     spec = torch.fft.rfft2(yc)  # (B, 1, H, W/2+1)
     eo = torch.fft.irfft2(spec.unsqueeze(1).unsqueeze(1) * bank, s=(rows, cols))  # (B, 2, O, S, H, W)
-    e, o = eo[:, 0], eo[:, 1]
-    energy, an_all = _PhaseEnergy.apply(e, o, EPSILON)
+    energy, an_all, power0 = _PhaseEnergy.apply(eo, EPSILON)
 
-    an2_small = e[:, :, 0] ** 2 + o[:, :, 0] ** 2  # |EO|^2 at the smallest scale, (B, O, H, W)
-    median_e2n = _median_last(an2_small.flatten(2))  # (B, O)
+    median_e2n = _median_last(power0.flatten(2))  # (B, O), |EO|^2 at the smallest scale
     mean_e2n = -median_e2n / math.log(0.5)
     tau = safe_sqrt(mean_e2n * noise_gain / 2.0)  # Rayleigh parameter
     thresh = tau * (math.sqrt(math.pi / 2) + K_NOISE * math.sqrt(2 - math.pi / 2)) / 1.7
@@ -215,21 +222,22 @@ def fsim(x_dist: torch.Tensor, y_ref: torch.Tensor, chromatic: bool = True) -> t
     as three equal channels give MATLAB's grey FSIM with either setting (see module docstring).
     """
     validate_images(x_dist, y_ref, name="fsim", min_size=MIN_SIZE)
-    n = x_dist.shape[0]
-    both = torch.cat([x_dist, y_ref], dim=0) * 255.0
-    yiq = torch.einsum("ck,bkhw->bchw", _YIQ.to(device=both.device, dtype=both.dtype), both)
-    yiq = matlab_average_downsample(yiq, downsample_factor(*both.shape[-2:]))
-    lum = yiq[:, :1]
+    f = downsample_factor(*x_dist.shape[-2:])
 
-    pc = phase_congruency(lum)
-    gm = scharr_magnitude(lum)
-    pc1, pc2 = pc[:n], pc[n:]
-    g1, g2 = gm[:n], gm[n:]
+    def features(img):
+        yiq = matlab_average_downsample(colour_transform(img * 255.0, _YIQ), f)
+        lum = yiq[:, :1]
+        return yiq, phase_congruency(lum), scharr_magnitude(lum)
+
+    with grad_scope(x_dist):
+        yiq1, pc1, g1 = features(x_dist)
+    with grad_scope(y_ref):
+        yiq2, pc2, g2 = features(y_ref)
     pcm = torch.maximum(pc1, pc2)
     sim = similarity(pc1, pc2, T1) * similarity(g1, g2, T2)
     if chromatic:
-        i1, i2 = yiq[:n, 1:2], yiq[n:, 1:2]
-        q1, q2 = yiq[:n, 2:3], yiq[n:, 2:3]
+        i1, i2 = yiq1[:, 1:2], yiq2[:, 1:2]
+        q1, q2 = yiq1[:, 2:3], yiq2[:, 2:3]
         sim = sim * real_pow(similarity(i1, i2, T3) * similarity(q1, q2, T4), LAMBDA)
     num = (sim * pcm).flatten(1).sum(1)
     den = pcm.flatten(1).sum(1)

@@ -41,7 +41,9 @@ import torch
 import torch.nn.functional as F
 
 from ._zhang_common import (
+    colour_transform,
     downsample_factor,
+    grad_scope,
     imresize_bilinear,
     matlab_average_downsample,
     real_pow,
@@ -72,7 +74,7 @@ def rgb_to_lab(rgb255: torch.Tensor) -> torch.Tensor:
     c = rgb255 / 255.0
     low = c <= 0.04045
     lin = torch.where(low, c / 12.92, ((c.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
-    xyz = torch.einsum("ck,bkhw->bchw", _RGB2XYZ.to(device=c.device, dtype=c.dtype), lin)
+    xyz = colour_transform(lin, _RGB2XYZ)
     white = torch.tensor(_WHITE_D50, device=c.device, dtype=c.dtype).view(1, 3, 1, 1)
     t = xyz / white
     above = t > _LAB_EPS
@@ -147,20 +149,22 @@ def vsi(x_dist: torch.Tensor, y_ref: torch.Tensor, resize: str = "matlab") -> to
     in 2020; the widely quoted reference VSI(I01, i01_01_5) = 0.96405 was computed in Octave).
     """
     validate_images(x_dist, y_ref, name="vsi", min_size=MIN_SIZE)
-    n = x_dist.shape[0]
-    both = torch.cat([x_dist, y_ref], dim=0) * 255.0
-    vs = sdsp(both, resize)
-    lmn = torch.einsum("ck,bkhw->bchw", _LMN.to(device=both.device, dtype=both.dtype), both)
-    f = downsample_factor(*both.shape[-2:])
-    lmn = matlab_average_downsample(lmn, f)
-    vs = matlab_average_downsample(vs, f)
-    gm = scharr_magnitude(lmn[:, :1])
+    f = downsample_factor(*x_dist.shape[-2:])
 
-    vs1, vs2 = vs[:n], vs[n:]
+    def features(img):
+        img = img * 255.0
+        vs = matlab_average_downsample(sdsp(img, resize), f)
+        lmn = matlab_average_downsample(colour_transform(img, _LMN), f)
+        return vs, lmn, scharr_magnitude(lmn[:, :1])
+
+    with grad_scope(x_dist):
+        vs1, lmn1, gm1 = features(x_dist)
+    with grad_scope(y_ref):
+        vs2, lmn2, gm2 = features(y_ref)
     s_vs = similarity(vs1, vs2, C1)
-    s_gm = similarity(gm[:n], gm[n:], C2)
-    s_m = similarity(lmn[:n, 1:2], lmn[n:, 1:2], C3)
-    s_n = similarity(lmn[:n, 2:3], lmn[n:, 2:3], C3)
+    s_gm = similarity(gm1, gm2, C2)
+    s_m = similarity(lmn1[:, 1:2], lmn2[:, 1:2], C3)
+    s_n = similarity(lmn1[:, 2:3], lmn2[:, 2:3], C3)
     sim = s_vs * s_gm.pow(ALPHA) * real_pow(s_m * s_n, BETA)
     weight = torch.maximum(vs1, vs2)
     num = (sim * weight).flatten(1).sum(1)
