@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path = train_stage(args.config, args.out, args.stage, resume=args.resume, data=args.data,
                                steps=args.steps, progress=not args.quiet)
-        print(f"checkpoint: {path}")
+        import os
+
+        if os.environ.get("RANK", "0") == "0":
+            print(f"checkpoint: {path}")
         return 0
     if args.cmd == "compress":
         from .roi_codec import compress

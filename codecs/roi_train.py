@@ -387,6 +387,8 @@ def train_stage(config, out_dir, stage: int = 1, *, resume: bool = False, data=N
     from tqdm import tqdm
 
     cfg = load_config(config)
+    # piq's input check calls float() on tensors that require grad: harmless, silenced
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
     if stage not in (1, 2):
         raise InputError(f"--stage must be 1 or 2, got {stage}")
     if data is not None:
@@ -522,12 +524,18 @@ def train_roi(config, out_dir, *, stages=(1, 2), data=None, resume: bool = False
 
     out_dir = Path(out_dir)
     last = None
-    for st in stages:
-        last = train_stage(config, out_dir, st, resume=resume, data=data, progress=progress,
-                           steps=(steps or {}).get(st))
-    final = out_dir / "roi.pt"
-    if int(os.environ.get("RANK", "0")) == 0:
-        shutil.copyfile(last, final)
+    dist_ = _Dist()  # one process group for both stages (re-initialising one under torchrun hangs)
+    dist_.start(torch.device(f"cuda:{dist_.local_rank}" if torch.cuda.is_available() else "cpu"))
+    try:
+        for st in stages:
+            last = train_stage(config, out_dir, st, resume=resume, data=data, progress=progress,
+                               steps=(steps or {}).get(st))
+        final = out_dir / "roi.pt"
+        if dist_.rank == 0:
+            shutil.copyfile(last, final)
+        dist_.barrier()
+    finally:
+        dist_.stop()
     return final
 
 
