@@ -138,6 +138,59 @@ def run_load(study: Path, backend: str, work: Path, participants: int, processes
             srv.cleanup()
 
 
+def run_store_only(study: Path, backend: str, work: Path, participants: int, votes_each: int, think_ms: float,
+                   seed: int) -> dict:
+    """The store alone under the same concurrency: one thread per participant issues a pair and
+    commits a vote ``votes_each`` times (think time between), no sampler or page logic. Isolates the
+    database commit latency from the app's CPU work (which, on a small shared machine, dominates)."""
+    import threading
+
+    from lossarena.study_app.core.config import load_config
+    from lossarena.study_app.core.store import open_store
+
+    cfg = load_config(study)
+    db, srv = start_backend(backend, work)
+    try:
+        st = open_store(db, pool_size=50, max_overflow=participants)
+        lat: list[float] = []
+        lock = threading.Lock()
+        rng_master = np.random.default_rng(seed)
+        seeds = rng_master.integers(0, 2**31, participants)
+
+        def worker(i: int) -> None:
+            rng = np.random.default_rng(int(seeds[i]))
+            pid = f"S{i:04d}"
+            st.create_participant(cfg.study_id, pid, 0, "bench", {})
+            for k in range(votes_each):
+                time.sleep(float(rng.exponential(think_ms / 1000.0)))
+                st.create_assignment(dict(study_id=cfg.study_id, participant=pid, seq=k, kind="trial", content="c",
+                                          grp="g", cond_left=f"a{k}", cond_right=f"b{k}", pair_key=f"a{k}|b{k}",
+                                          issued_at=time.time()))
+                r = st.record_vote(cfg.study_id, pid, k, "left" if rng.random() < 0.5 else "right", 1000)
+                with lock:
+                    lat.append(r.latency_ms)
+
+        t0 = time.perf_counter()
+        ths = [threading.Thread(target=worker, args=(i,)) for i in range(participants)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join()
+        wall = time.perf_counter() - t0
+        n = st.count_votes(cfg.study_id)
+        st.dispose()
+        a = np.asarray(lat)
+        return {"backend": backend + " (store only)", "participants": participants, "processes": 1,
+                "think_ms": think_ms, "commit_p50_ms": round(float(np.percentile(a, 50)), 2),
+                "commit_p99_ms": round(float(np.percentile(a, 99)), 2), "commit_max_ms": round(float(a.max()), 2),
+                "throughput_votes_per_s": round(n / wall, 1), "wall_s": round(wall, 1), "votes_in_db": n,
+                "acknowledged_new": len(lat), "lost": len(lat) - n, "duplicated_pairs": 0,
+                "participants_done": participants, "errors": []}
+    finally:
+        if srv is not None:
+            srv.cleanup()
+
+
 def markdown(rows: list[dict], title: str) -> str:
     cols = ["backend", "participants", "processes", "think_ms", "commit_p50_ms", "commit_p99_ms", "commit_max_ms",
             "throughput_votes_per_s", "wall_s", "votes_in_db", "acknowledged_new", "lost", "duplicated_pairs",
@@ -164,6 +217,9 @@ def main(argv=None) -> int:
     ap.add_argument("--traps", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
+    ap.add_argument("--mode", choices=["app", "store"], default="app",
+                    help="app: simulated participants through the app core; store: the vote store alone")
+    ap.add_argument("--votes", type=int, default=7, help="store mode: votes per participant")
     ap.add_argument("--workdir")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS_study.md"))
     args = ap.parse_args(argv)
@@ -173,10 +229,15 @@ def main(argv=None) -> int:
     info = machine()
     rows = []
     for b in args.backends:
-        r = run_load(study, b, work, args.participants, args.processes, args.think_ms, args.seed)
+        if args.mode == "store":
+            r = run_store_only(study, b, work, args.participants, args.votes, args.think_ms, args.seed)
+        else:
+            r = run_load(study, b, work, args.participants, args.processes, args.think_ms, args.seed)
         print(json.dumps(r), flush=True)
         rows.append(r)
-    md = markdown(rows, f"Load: {args.participants} concurrent participants ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
+    what = "through the app core" if args.mode == "app" else "vote store only"
+    md = markdown(rows, f"Load, {what}: {args.participants} concurrent participants "
+                        f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
     md += f"\nMachine: {info}. Command: `python benchmarks/study_load.py {' '.join(argv or sys.argv[1:])}`\n\n"
     if args.out:
         with open(args.out, "a") as f:
