@@ -6,6 +6,8 @@ device. Anything else raises ``ValueError`` with a message of the form "expected
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 RANGE_TOL = 1e-6
@@ -48,12 +50,14 @@ def validate_images(
             raise ValueError(
                 f"{name}: expected images of at least {min_size}x{min_size} px, got {h}x{w} ({label})"
             )
-        if not bool(torch.isfinite(t).all()):
-            bad = int((~torch.isfinite(t)).sum())
+        td = t.detach()
+        tmin_t, tmax_t = torch.aminmax(td)
+        tmin, tmax = float(tmin_t), float(tmax_t)
+        if not (math.isfinite(tmin) and math.isfinite(tmax)):  # NaN propagates through min/max
+            bad = int((~torch.isfinite(td)).sum())
             raise ValueError(f"{name}: expected finite values in {label}, got {bad} NaN/inf values")
         if value_range is not None:
             lo, hi = value_range
-            tmin, tmax = float(t.min()), float(t.max())
             if tmin < lo - RANGE_TOL or tmax > hi + RANGE_TOL:
                 hint = " (0-255 images must be divided by 255)" if tmax > 1.5 else ""
                 raise ValueError(
