@@ -20,9 +20,11 @@ again (for any sampler): that is the store's unique constraint too.
    participant over the groups, then even out the global counts, then break ties at random.
 4. No candidate left: the participant is done with the sampler.
 
-In a live study the fit of a group is reused for up to ``estimate_refresh_s`` seconds (config,
-default 2 s; 0 = refit on every request, as the simulation tests do), because a maximum-likelihood
-fit per request would dominate the server's CPU with hundreds of participants.
+In a live study the fit of a group is reused until the group's number of comparisons has grown by
+more than ``estimate_refresh_fraction`` (config, default 0.05 = 5 %; 0 = refit on every new vote,
+as the simulation tests do): a maximum-likelihood fit per request would dominate the server's CPU
+with hundreds of participants, and a 5 % change in the counts barely moves the order. The rule
+depends only on the counts, not on time, so simulations are reproducible.
 
 ``full`` — all ``n(n-1)/2`` pairs of each group, chosen by the same key as ``adjacent``.
 
@@ -42,7 +44,6 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -163,24 +164,26 @@ class AdjacentSampler(Sampler):
 
     name = "adjacent"
 
-    def __init__(self, refresh_s: float = 0.0):
-        self.refresh_s = float(refresh_s)
+    def __init__(self, refresh_fraction: float = 0.0):
+        self.refresh_fraction = float(refresh_fraction)
         self._cache: dict[tuple[str, str], tuple[float, np.ndarray]] = {}
         self._lock = threading.Lock()
 
     def scores(self, state: GroupState) -> np.ndarray:
-        """The group's estimate; with ``refresh_s > 0`` a fit at most that old is reused (a live
-        study refits a group at most once per ``refresh_s`` seconds per process)."""
-        if self.refresh_s <= 0:
+        """The group's estimate. With ``refresh_fraction`` f > 0 the last fit is reused until the
+        group's number of comparisons has grown by more than f (relative) since that fit; 0 refits
+        on every change (the counts are a cache key either way)."""
+        if self.refresh_fraction <= 0:
             return estimate_scores(state.wins)
-        key, now = (state.content, state.group), time.monotonic()
+        key, total = (state.content, state.group), float(state.wins.sum())
         with self._lock:
             hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < self.refresh_s and hit[1].shape[0] == state.n:
+        if (hit is not None and hit[1].shape[0] == state.n and hit[0] <= total
+                and total <= hit[0] * (1.0 + self.refresh_fraction)):
             return hit[1]
         s = estimate_scores(state.wins)
         with self._lock:
-            self._cache[key] = (now, s)
+            self._cache[key] = (total, s)
         return s
 
     def candidates(self, state):

@@ -61,7 +61,7 @@ class StudyRuntime:
     def __init__(self, cfg: StudyConfig, store: SqlStore):
         self.cfg = cfg
         self.store = store
-        self.sampler = get_sampler(cfg.sampler, refresh_s=cfg.estimate_refresh_s)
+        self.sampler = get_sampler(cfg.sampler, refresh_fraction=cfg.estimate_refresh_fraction)
         self.study_id = cfg.study_id
         self._groups = cfg.group_index()
 
