@@ -77,10 +77,20 @@ def make_synthetic_stimuli(
     """Write a stimuli folder; returns the manifest path. Deterministic (no randomness involved)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    names = list(SKIMAGE_CONTENTS[:contents]) if isinstance(contents, int) else list(contents)
+    want = contents if isinstance(contents, int) else len(contents)
+    names = list(SKIMAGE_CONTENTS) if isinstance(contents, int) else list(contents)
     rows = []
+    done = 0
     for name in names:
-        a = _load_content(name, max_side)
+        if done >= want:
+            break
+        try:
+            a = _load_content(name, max_side)
+        except Exception:  # an image this scikit-image version would have to download: skip it
+            if not isinstance(contents, int):
+                raise
+            continue
+        done += 1
         img = Image.fromarray(a)
         ref = out / name / "reference.png"
         ref.parent.mkdir(parents=True, exist_ok=True)
