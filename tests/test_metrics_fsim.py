@@ -46,7 +46,8 @@ def test_matlab_goldhill_grey(refs):
     x, y = refs["goldhill_jpeg"], refs["goldhill"]
     v = fsim(x, y)
     assert torch.isclose(v, torch.tensor([0.89691])).all(), float(v)
-    assert float(fsim(x, y, chromatic=False)) == pytest.approx(float(v), abs=1e-7)  # grey: I = Q = 0
+    xc, yc = x[..., 100:196, 200:296], y[..., 100:196, 200:296]  # grey: I = Q = 0, so FSIMc == FSIM
+    assert float(fsim(xc, yc, chromatic=False)) == pytest.approx(float(fsim(xc, yc)), abs=1e-7)
 
 
 def test_matlab_i01_fsim_luma(refs):
@@ -61,7 +62,7 @@ def test_matlab_i01_fsimc(refs):
 
 
 def test_float64_agrees_with_float32(refs):
-    x, y = refs["i01_01_5"], refs["I01"]
+    x, y = refs["i01_01_5"][..., 100:228, 200:328], refs["I01"][..., 100:228, 200:328]
     assert float(fsim(x.double(), y.double())) == pytest.approx(float(fsim(x, y)), abs=2e-6)
 
 
@@ -84,7 +85,7 @@ def test_identity_and_symmetry():
 
 
 def test_monotone_in_noise():
-    y = smooth_image(6, size=96)
+    y = smooth_image(6, size=64)
     noise = torch.randn(y.shape, generator=torch.Generator().manual_seed(7))
     sigmas = (0.0, 0.02, 0.05, 0.1, 0.2)
     x = torch.cat([(y + s * noise).clamp(0, 1) for s in sigmas])
@@ -163,7 +164,7 @@ def test_full_metric_directional_derivative():
        seed=st.integers(0, 2**16))
 def test_no_nan_on_random_inputs(h, w, levels, seed):
     g = torch.Generator().manual_seed(seed)
-    x, y = torch.rand(2, 3, h, w, generator=g), torch.rand(2, 3, h, w, generator=g)
+    x, y = torch.rand(1, 3, h, w, generator=g), torch.rand(1, 3, h, w, generator=g)
     if levels:  # quantised values: exact zeros, ties and flat patches
         x, y = (x * levels).round() / levels, (y * levels).round() / levels
     x.requires_grad_(True)

@@ -106,7 +106,7 @@ def test_identity_symmetry_and_saliency_range():
 
 
 def test_monotone_in_noise():
-    y = smooth_image(6, size=96)
+    y = smooth_image(6, size=64)
     noise = torch.randn(y.shape, generator=torch.Generator().manual_seed(7))
     sigmas = (0.0, 0.02, 0.05, 0.1, 0.2)
     x = torch.cat([(y + s * noise).clamp(0, 1) for s in sigmas])
@@ -174,7 +174,7 @@ def test_directional_derivative():
        flat=st.booleans(), seed=st.integers(0, 2**16))
 def test_no_nan_on_random_inputs(h, w, levels, flat, seed):
     g = torch.Generator().manual_seed(seed)
-    x, y = torch.rand(2, 3, h, w, generator=g), torch.rand(2, 3, h, w, generator=g)
+    x, y = torch.rand(1, 3, h, w, generator=g), torch.rand(1, 3, h, w, generator=g)
     if levels:  # quantised values: black/white pixels, ties, flat patches
         x, y = (x * levels).round() / levels, (y * levels).round() / levels
     if flat:
