@@ -141,7 +141,8 @@ def _cmd_2afc(a) -> int:
                    baselines_only=a.baselines_only)
     print(res.acc.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {a.out}" + (f" and {res.report}" if res.report else ""))
-    _banner()
+    if res.standin:
+        _banner()
     return 0
 
 

@@ -26,6 +26,7 @@ class PredictorSpec:
     available: Callable[[], bool]
     citation: str = ""
     description: str = ""
+    backbones: Callable[[], tuple[str, ...]] = tuple  # ImageNet backbones the loaded predictor uses
 
 
 PREDICTORS: Registry[PredictorSpec] = Registry("2AFC predictor")

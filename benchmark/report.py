@@ -51,7 +51,7 @@ def plot_accuracy(acc: pd.DataFrame, path: Path, *, ci_on: str = "score_2afc", t
 
 def write_report(acc: pd.DataFrame, predictions: pd.DataFrame, report_dir, *, skipped: dict[str, str],
                  source: str, bootstrap: int, ci_on: str = "score_2afc", title: str | None = None,
-                 kinds: dict[str, str] | None = None) -> Path:
+                 kinds: dict[str, str] | None = None, standin: list[str] | None = None) -> Path:
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     title = title or "2AFC metric benchmark"
@@ -68,13 +68,17 @@ def write_report(acc: pd.DataFrame, predictions: pd.DataFrame, report_dir, *, sk
             f"<td>{r.accuracy:.4f}</td><td>[{r.ci_low:.4f}, {r.ci_high:.4f}]</td><td>{r.n}</td></tr>")
     skipped_html = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in skipped.items())
     seed_rows = "".join(f"<tr><td>{a}</td><td>{b}</td><td>{html.escape(c)}</td></tr>" for a, b, c in SEED_TABLE)
+    banner = ""
+    if standin:
+        banner = (f'<p style="background:#fdd;padding:.5em;font-weight:bold">STAND-IN WEIGHTS: numbers are not '
+                  f'real (random stand-in backbones: {html.escape(", ".join(standin))}; for tests only)</p>')
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}.note{{color:#555}}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>Triplets: <code>{html.escape(source)}</code> ({int(acc['n'].max()) if len(acc) else 0} triplets).
+{banner}<p>Triplets: <code>{html.escape(source)}</code> ({int(acc['n'].max()) if len(acc) else 0} triplets).
 <b>2AFC score</b>: p<sub>a</sub> when the metric prefers A, 1&minus;p<sub>a</sub> otherwise, &frac12; on ties
 (BAPPS). <b>Accuracy</b>: agreement with the majority human label (CLIC). 95% percentile bootstrap CI of the
 {'2AFC score' if ci_on == 'score_2afc' else 'accuracy'} over {bootstrap} resamples of the triplets.

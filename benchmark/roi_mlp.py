@@ -399,6 +399,11 @@ def _make_predict(which: str):
     return loader
 
 
+def _backbones() -> tuple[str, ...]:
+    ext, _ = load()
+    return ("alexnet",) if ext.lpips_kind == "lpips-alex" else ()
+
+
 _CITE = ("Y. Ma, Y. Zhai, J. Yang, C. Yang, R. Wang. ROI Perceptual Metric. CLIC workshop (CVPR) 2022")
 
 for _name, _which, _desc in (("roi-mlp", "roi", "MLP on 8 basic + 8 ROI-weighted metrics of A and B (16 inputs)"),
@@ -406,5 +411,5 @@ for _name, _which, _desc in (("roi-mlp", "roi", "MLP on 8 basic + 8 ROI-weighted
     if _name not in PREDICTORS:
         register_predictor(PredictorSpec(_name, load=_make_predict(_which),
                                          available=lambda: checkpoint_path().is_file(), citation=_CITE,
-                                         description=_desc))
+                                         description=_desc, backbones=_backbones))
 

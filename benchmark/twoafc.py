@@ -40,6 +40,7 @@ class Scorer:
     name: str
     kind: str  # "metric" | "predictor"
     run: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[np.ndarray, np.ndarray, np.ndarray]]
+    backbones: tuple[str, ...] = ()
 
 
 def _metric_scorer(name: str) -> Scorer:
@@ -56,7 +57,7 @@ def _metric_scorer(name: str) -> Scorer:
         v_a, v_b = v[:n], v[n:]
         return v_a, v_b, scoring.preference_from_values(v_a, v_b, spec.lower_better)
 
-    return Scorer(spec.name, "metric", run)
+    return Scorer(spec.name, "metric", run, tuple(spec.needs_weights))
 
 
 def _predictor_scorer(name: str) -> Scorer:
@@ -70,7 +71,7 @@ def _predictor_scorer(name: str) -> Scorer:
             p = predict(ref, a, b).detach().double().cpu().numpy().reshape(-1)
         return p, 1.0 - p, scoring.preference_from_prob(p)
 
-    return Scorer(spec.name, "predictor", run)
+    return Scorer(spec.name, "predictor", run, tuple(getattr(spec, "backbones", lambda: ())()))
 
 
 def make_scorer(name: str) -> Scorer:
@@ -147,6 +148,7 @@ class BenchmarkOutput:
     acc: pd.DataFrame
     predictions: pd.DataFrame
     skipped: dict[str, str]
+    standin: list[str]  # stand-in (random) backbones used by the scored metrics: numbers not real
     out_csv: Path | None
     report: Path | None
 
@@ -238,10 +240,15 @@ def run_2afc(triplets, images_dir, metrics: Sequence[str] | None = None, bootstr
         out_csv = Path(out_csv)
         out_csv.parent.mkdir(parents=True, exist_ok=True)
         acc.to_csv(out_csv, index=False, float_format="%.6f")
+    from lossarena.metrics import weights as W
+
+    needed = sorted({b for s in scorers for b in s.backbones})
+    standin = W.standin_in_use(needed) if needed else []
     report = None
     if report_dir is not None:
         from .report import write_report
 
         report = write_report(acc, pred, report_dir, skipped=skipped, source=source, bootstrap=bootstrap,
-                              ci_on=ci_on, title=title, kinds={s.name: s.kind for s in scorers})
-    return BenchmarkOutput(acc, pred, skipped, out_csv, report)
+                              ci_on=ci_on, title=title, kinds={s.name: s.kind for s in scorers},
+                              standin=standin)
+    return BenchmarkOutput(acc, pred, skipped, standin, out_csv, report)

@@ -32,6 +32,7 @@ def test_metrics_beat_chance_on_a_known_task(noise_set, tmp_path):
     assert row.loc["mse", "score_2afc"] <= row.loc["human-ceiling", "score_2afc"] + 1e-9
     assert (acc["ci_low"] <= acc["score_2afc"]).all() and (acc["score_2afc"] <= acc["ci_high"]).all()
     assert (acc["n"] == 32).all()
+    assert res.standin == [] and "STAND-IN" not in (tmp_path / "rep" / "index.html").read_text()
     # per-triplet predictions: mse prefers A exactly when A has the smaller MSE
     pred = res.predictions
     assert ((pred["mse:a"] < pred["mse:b"]) == (pred["mse:pref_a"] == 1.0)).all()

@@ -94,6 +94,7 @@ def test_training_learns_a_synthetic_task(tmp_path):
     assert hist["accuracy"][-1] >= 0.8
     res = twoafc.run_2afc(te / "triplets.csv", te, ["mse", "dpis"], 0, None, None, dpis_checkpoint=ck,
                           progress=False)
+    assert res.standin == ["alexnet", "vgg16"]  # labelled: these numbers are not real
     acc = res.acc.set_index("metric")["accuracy"]
     assert acc["dpis"] >= 0.75 and acc["dpis"] > acc["mse"] + 0.1
     head, judge, meta = D.load_checkpoint(ck)
