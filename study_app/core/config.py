@@ -61,7 +61,7 @@ class StudyConfig:
     sessions: list[list[int]]  # session number (0-based) -> indices into ``groups``
     crop: tuple[int, int] = (800, 640)
     sampler: str = "adjacent"
-    estimate_refresh_fraction: float = 0.05  # adjacent: refit a group after its counts grew by 5 %
+    estimate_refresh_fraction: float = 0.1  # adjacent: refit a group after max(5, 10 %) more comparisons
     trials_per_participant: int = 40  # 0 = until the sampler has nothing left
     traps_per_participant: int = 2
     allow_tie: bool = False

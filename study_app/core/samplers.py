@@ -20,10 +20,10 @@ again (for any sampler): that is the store's unique constraint too.
    participant over the groups, then even out the global counts, then break ties at random.
 4. No candidate left: the participant is done with the sampler.
 
-In a live study the fit of a group is reused until the group's number of comparisons has grown by
-more than ``estimate_refresh_fraction`` (config, default 0.05 = 5 %; 0 = refit on every new vote,
-as the simulation tests do): a maximum-likelihood fit per request would dominate the server's CPU
-with hundreds of participants, and a 5 % change in the counts barely moves the order. The rule
+In a live study the fit of a group made at n comparisons is reused until the group has
+``max(5, f * n)`` more comparisons, f = ``estimate_refresh_fraction`` (config, default 0.1; 0 =
+refit on every new vote, as the simulation tests do): a maximum-likelihood fit per request would dominate the server's CPU
+with hundreds of participants, and a 10 % change in the counts barely moves the order. The rule
 depends only on the counts, not on time, so simulations are reproducible.
 
 ``full`` — all ``n(n-1)/2`` pairs of each group, chosen by the same key as ``adjacent``.
@@ -164,22 +164,23 @@ class AdjacentSampler(Sampler):
 
     name = "adjacent"
 
-    def __init__(self, refresh_fraction: float = 0.0):
+    def __init__(self, refresh_fraction: float = 0.0, refresh_min: int = 5):
         self.refresh_fraction = float(refresh_fraction)
+        self.refresh_min = int(refresh_min)
         self._cache: dict[tuple[str, str], tuple[float, np.ndarray]] = {}
         self._lock = threading.Lock()
 
     def scores(self, state: GroupState) -> np.ndarray:
-        """The group's estimate. With ``refresh_fraction`` f > 0 the last fit is reused until the
-        group's number of comparisons has grown by more than f (relative) since that fit; 0 refits
-        on every change (the counts are a cache key either way)."""
+        """The group's estimate. With ``refresh_fraction`` f > 0 the last fit (made at n comparisons)
+        is reused until the group has ``max(refresh_min, f * n)`` more comparisons; f = 0 refits on
+        every change (the counts are a cache key either way)."""
         if self.refresh_fraction <= 0:
             return estimate_scores(state.wins)
         key, total = (state.content, state.group), float(state.wins.sum())
         with self._lock:
             hit = self._cache.get(key)
         if (hit is not None and hit[1].shape[0] == state.n and hit[0] <= total
-                and total <= hit[0] * (1.0 + self.refresh_fraction)):
+                and total < hit[0] + max(self.refresh_min, self.refresh_fraction * hit[0])):
             return hit[1]
         s = estimate_scores(state.wins)
         with self._lock:
