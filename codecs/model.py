@@ -64,9 +64,16 @@ def quantile_names(model) -> list[str]:
 
 
 def ready_state_dict(model) -> dict:
-    """Weights plus freshly built entropy-coder tables, without touching ``model`` itself."""
+    """Weights plus freshly built entropy-coder tables, without touching ``model`` itself.
+
+    The entropy bottleneck's quantiles are set exactly by CompressAI's bisection search
+    (``update_quantiles=True``) rather than trusting the aux loss to have converged, so real bits
+    track the estimate even after short runs. (Training keeps its own aux-trained quantiles; see
+    ``train_state["quantiles"]``.)
+    """
     m = copy.deepcopy(model).cpu().eval()
-    m.update(force=True)
+    with torch.no_grad():
+        m.update(force=True, update_quantiles=True)
     return {k: v.detach().clone() for k, v in m.state_dict().items()}
 
 

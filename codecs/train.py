@@ -208,6 +208,10 @@ def _train(dist_, dev, loss, lmbda, data, out, init, steps, patch, batch, lr, au
         model.load_state_dict(init_obj["state_dict"])
     if resume_obj is not None:
         model.load_state_dict(resume_obj["state_dict"])
+        with torch.no_grad():  # the aux-trained quantiles, not the exact ones written for coding
+            params = dict(model.named_parameters())
+            for n, q in resume_obj.get("train_state", {}).get("quantiles", {}).items():
+                params[n].copy_(q)
     model = model.to(dev).train()
 
     main_params, aux_params = main_and_aux_parameters(model)
@@ -254,7 +258,9 @@ def _train(dist_, dev, loss, lmbda, data, out, init, steps, patch, batch, lr, au
         if dist_.rank == 0:
             cfg = dict(config, step=int(step), skipped_steps=int(skipped), finished=step >= steps)
             ts = {"optimizer": opt.state_dict(), "aux_optimizer": aux_opt.state_dict(), "rng": rngs,
-                  "step": int(step), "world": dist_.world}
+                  "step": int(step), "world": dist_.world,
+                  "quantiles": {n: p.detach().cpu().clone() for n, p in model.named_parameters()
+                                if n.endswith(".quantiles")}}
             save_checkpoint(out, model, cfg, ts)
         dist_.barrier()
 

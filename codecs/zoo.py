@@ -9,7 +9,7 @@ Layout of the output folder::
 Finished checkpoints are skipped; partial ones resume exactly. A loss joins only when its metric is in
 the registry, differentiable, and its backbone weights are present; otherwise one line says why.
 Config keys (see ``configs/zoo-demo.yaml``): ``seed, arch {N, M} | quality, patch, batch, data,
-lambdas (overrides), base {steps, lr, levels}, finetune {losses, levels, steps, lr}, ckpt_every``.
+lambdas (overrides), base {steps, lr, levels}, finetune {losses, levels, steps, lr}, ckpt_every, threads``.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def train_zoo(config, out_dir, data=None, *, losses: list[str] | None = None, pr
     common = dict(patch=int(cfg.get("patch", 256)), batch=int(cfg.get("batch", 8)), seed=int(cfg.get("seed", 0)),
                   quality=cfg.get("quality"), N=arch.get("N"), M=arch.get("M"),
                   ckpt_every=int(cfg.get("ckpt_every", 0)), progress=progress, device=device,
-                  aux_lr=float(cfg.get("aux_lr", 1e-3)))
+                  aux_lr=float(cfg.get("aux_lr", 1e-3)), threads=cfg.get("threads"))
 
     def lam(loss, level):
         o = overrides.get(loss, {})
