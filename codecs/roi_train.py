@@ -397,8 +397,9 @@ def train_stage(config, out_dir, stage: int = 1, *, resume: bool = False, data=N
     n_steps = int(steps if steps is not None else scfg["steps"])
     cfg[f"stage{stage}"] = dict(scfg, steps=n_steps)  # the checkpoint records what was run
     out = stage_path(out_dir, stage)
+    prev_threads = torch.get_num_threads()
     if cfg.get("threads"):
-        torch.set_num_threads(int(cfg["threads"]))
+        torch.set_num_threads(int(cfg["threads"]))  # restored on return
     dist_ = _Dist()
     if device is None:
         device = f"cuda:{dist_.local_rank}" if torch.cuda.is_available() else "cpu"
@@ -515,6 +516,7 @@ def train_stage(config, out_dir, stage: int = 1, *, resume: bool = False, data=N
         return out
     finally:
         dist_.stop()
+        torch.set_num_threads(prev_threads)
 
 
 def train_roi(config, out_dir, *, stages=(1, 2), data=None, resume: bool = False, progress: bool = True,
