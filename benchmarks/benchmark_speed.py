@@ -125,7 +125,7 @@ def main(argv=None) -> int:
             except (LossarenaError, ValueError, RuntimeError) as e:
                 res[size] = None
                 note = f"{size}px: {type(e).__name__}: {str(e)[:90]}"
-            print(f"{n:16s} {size:4d}px: " + (f"{res[size]:9.2f} triplets/s" if res[size] else note), flush=True)
+            print(f"{n:16s} {size:4d}px: " + (f"{res[size]:9.3g} triplets/s" if res[size] else note), flush=True)
         needs = METRICS.get(n).needs_weights if n in METRICS else ()
         if a.standin and (needs or n.startswith("roi-mlp")):
             note = (note + "; " if note else "") + "stand-in weights: timing only"
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
         "|---|" + "---:|" * len(a.sizes) + "---|",
     ]
     for n, res, note in rows:
-        cells = [f"{res[s]:.2f}" if res.get(s) else "–" for s in a.sizes]
+        cells = [f"{res[s]:.3g}" if res.get(s) else "–" for s in a.sizes]
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {note} |")
     lines += ["", f"End to end, `run_2afc` with mse + psnr on {n_e2e} 64×64 PNG triplets (decode, score, "
               f"1000 bootstrap resamples, HTML report): **{e2e:.1f} triplets/s**.", ""]
