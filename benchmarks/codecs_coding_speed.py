@@ -26,7 +26,7 @@ def main():
     ap.add_argument("--quality", type=int, default=3)
     ap.add_argument("--images")
     ap.add_argument("--n", type=int, default=8, help="images used")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from compressai.zoo import bmshj2018_hyperprior
@@ -44,7 +44,7 @@ def main():
     if ckpt is None:
         ckpt = Path(tempfile.mkdtemp()) / "q.pt"
         train("mse", 300.0, folder, ckpt, steps=60, patch=128, batch=4, quality=args.quality, lr=1e-3,
-              progress=False)
+              progress=False, threads=args.threads)
     ours = HyperpriorCodec(ckpt)
     theirs = bmshj2018_hyperprior(args.quality, pretrained=False)
     theirs.load_state_dict(ours.model.state_dict())

@@ -45,9 +45,8 @@ class HyperpriorCodec:
         h, w = x.shape[-2:]
         xp = pad_to(x.to(self.device).clamp(0, 1))
         out = self.model.compress(xp)
-        zh, zw = (int(s) for s in out["shape"])
-        return Bitstream(CODEC_ID, h, w, self.hash, [list(s) for s in out["strings"]],
-                         {"z_shape": [zh, zw]})
+        # z's shape follows from the image size; nothing else goes into the header's metadata
+        return Bitstream(CODEC_ID, h, w, self.hash, [list(s) for s in out["strings"]], {})
 
     @torch.no_grad()
     def decompress(self, bs: Bitstream, *, source: str = "<bytes>") -> torch.Tensor:
@@ -58,7 +57,7 @@ class HyperpriorCodec:
         if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE):
             raise BitstreamError(f"{source}: implausible image size {h}x{w}")
         zh, zw = -(-h // PAD), -(-w // PAD)
-        if bs.meta.get("z_shape") != [zh, zw] or len(bs.strings) != 2 or any(len(s) != 1 for s in bs.strings):
+        if bs.meta.get("z_shape", [zh, zw]) != [zh, zw] or len(bs.strings) != 2 or any(len(s) != 1 for s in bs.strings):
             raise BitstreamError(f"{source}: stream layout does not match a {h}x{w} hyperprior bitstream")
         x_hat = self.model.decompress(bs.strings, (zh, zw))["x_hat"]
         return x_hat[..., :h, :w].clamp(0, 1).cpu()

@@ -34,6 +34,10 @@ QUALITY_ARCH = {1: (128, 192), 2: (128, 192), 3: (128, 192), 4: (128, 192), 5: (
 COMPRESSAI_MSE_LAMBDA = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483,
                          7: 0.0932, 8: 0.1800}
 PAD = 64  # ScaleHyperprior downsamples by 2**6
+# Gaussian-conditional scale table: CompressAI's range (0.11..256) with 256 instead of 64 log-spaced
+# levels. The coder rounds every predicted scale up to the table; with 64 levels (13 % apart) that costs
+# ~5 % extra bits on our models, with 256 levels (3 % apart) < 1 %. Costs 3 MB of CDF tables.
+SCALE_TABLE_LEVELS = 256
 
 
 def arch_for_quality(quality: int) -> tuple[int, int]:
@@ -71,9 +75,12 @@ def ready_state_dict(model) -> dict:
     track the estimate even after short runs. (Training keeps its own aux-trained quantiles; see
     ``train_state["quantiles"]``.)
     """
+    from compressai.models.base import SCALES_MAX, SCALES_MIN, get_scale_table
+
     m = copy.deepcopy(model).cpu().eval()
     with torch.no_grad():
-        m.update(force=True, update_quantiles=True)
+        m.update(scale_table=get_scale_table(SCALES_MIN, SCALES_MAX, SCALE_TABLE_LEVELS), force=True,
+                 update_quantiles=True)
     return {k: v.detach().clone() for k, v in m.state_dict().items()}
 
 
