@@ -215,7 +215,7 @@ def pieapp_to_triplets(root: str | Path, split: str = "test", out_csv: str | Pat
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise InputError(f"{f}: not a readable CSV ({e})") from None
         cols = {c.strip().lower(): c for c in df.columns}
-        c_ref = _pick(cols, "ref")
+        c_ref = next((orig for norm, orig in cols.items() if norm.startswith("ref")), None)
         c_a = _pick(cols, "image a")
         c_b = _pick(cols, "image b")
         c_p = (_pick(cols, "processed", "for a") or _pick(cols, "preference for a", exclude=("raw",))
