@@ -131,6 +131,198 @@ def stage_metrics(ctx: Ctx, d: Path) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
+# stage 2: the codec zoo
+
+
+def _zoo_config(ctx: Ctx) -> dict:
+    from .codecs.zoo import load_config
+
+    if ctx.scale == "paper":
+        return load_config("zoo-paper")
+    cfg = load_config("zoo-demo")
+    if ctx.scale == "small":  # the reduced end-to-end test: same code path, a few steps
+        cfg["base"] = dict(cfg.get("base") or {}, steps=30)
+        cfg["finetune"] = dict(cfg.get("finetune") or {}, losses=["mse", "ssim"], levels=["low", "high"], steps=4)
+    return cfg
+
+
+def _img(path: str, alt: str) -> str:
+    return f"<p><img src='{html.escape(path)}' alt='{html.escape(alt)}'></p>"
+
+
+def stage_zoo(ctx: Ctx, d: Path) -> dict:
+    import pandas as pd
+
+    from .codecs.bdrate import bd_metric, bd_rate
+    from .codecs.evaluate import evaluate as evaluate_codecs
+    from .codecs.evaluate import summarize
+    from .codecs.rd import plot_rd
+    from .codecs.zoo import train_zoo
+
+    images = ctx.out / "images"
+    res = train_zoo(_zoo_config(ctx), d, data=images)
+    for loss, why in res["skipped"].items():
+        _log(f"  skipped loss {loss}: {why}")
+    ckpts = list(res["base"]) + list(res["models"])
+    df = evaluate_codecs(ckpts, images, d / "results.csv")
+    plot_rd(df, d / "rd.png", title=f"demo zoo on {ctx.info['images']['source']}")
+    # BD-rate of every fine-tuned loss against the MSE fine-tunes, on PSNR and on each loss's own metric
+    summ = summarize(df[df["model"].isin([Path(m).stem for m in res["models"]])])
+    rows = []
+    mse = summ[summ["loss"] == "mse"]
+    for loss, g in summ.groupby("loss"):
+        if loss == "mse" or len(g) < 2 or len(mse) < 2:
+            continue
+        for metric in dict.fromkeys(["psnr", loss]):
+            if metric not in g.columns or g[metric].isna().any() or mse[metric].isna().any():
+                continue
+            try:
+                r = bd_rate(mse["bpp"], mse[metric], g["bpp"], g[metric], method="pchip" if len(g) < 4 else "cubic")
+                m = bd_metric(mse["bpp"], mse[metric], g["bpp"], g[metric], method="pchip" if len(g) < 4 else "cubic")
+            except Exception as e:  # non-overlapping rate ranges give no BD number
+                _log(f"  no BD-rate for {loss} on {metric}: {e}")
+                continue
+            rows.append({"loss": loss, "metric": metric, "anchor": "mse fine-tune", "bd_rate_percent": r,
+                         "bd_metric": m})
+    bd = pd.DataFrame(rows, columns=["loss", "metric", "anchor", "bd_rate_percent", "bd_metric"])
+    bd.to_csv(d / "bd_rate.csv", index=False)
+    summ.to_csv(d / "summary.csv", index=False)
+    table = summ[[c for c in ["loss", "level", "lmbda", "bpp", "bpp_est", "psnr", "ms-ssim", "ssim"]
+                  if c in summ.columns]]
+    body = (_img("zoo/rd.png", "RD curves") + "<h3>models (means over images)</h3>"
+            + table.to_html(index=False, float_format=lambda v: f"{v:.4g}")
+            + "<h3>BD-rate against the MSE-trained models (negative = fewer bits for the same quality)</h3>"
+            + (bd.to_html(index=False, float_format=lambda v: f"{v:.2f}") if len(bd) else "<p>no overlapping curves</p>")
+            + "".join(f"<p class='note'>skipped loss {html.escape(k)}: {html.escape(v)}</p>"
+                      for k, v in res["skipped"].items()))
+    return {"html": body, "csv": "zoo/results.csv", "skipped_losses": res["skipped"],
+            "models": [str(m) for m in ckpts]}
+
+
+# --------------------------------------------------------------------------------------------------
+# stage 3: the ROI codec
+
+
+def stage_roi(ctx: Ctx, d: Path) -> dict:
+    from .codecs.roi_codec import evaluate_roi
+    from .codecs.roi_train import load_config, train_roi
+
+    images = ctx.out / "images"
+    cfg = load_config("roi-paper" if ctx.scale == "paper" else "roi-demo")
+    cfg["data"] = str(images)
+    steps = {1: 20, 2: 4} if ctx.scale == "small" else None
+    ckpt = train_roi(cfg, ctx.out / "zoo" / "roi", steps=steps)
+    rates = [0, 2.5, 5] if ctx.scale != "paper" else None
+    out_csv = evaluate_roi(ckpt, images, d / "roi_results.csv", rate_indices=rates)
+    import pandas as pd
+
+    df = pd.read_csv(out_csv)
+    md = Path(out_csv).with_suffix(".md")
+    body = (f"<p>checkpoint: <code>{html.escape(str(ckpt))}</code></p>"
+            + df.groupby("rate_index").mean(numeric_only=True).reset_index().to_html(
+                index=False, float_format=lambda v: f"{v:.4g}"))
+    if md.exists():
+        body += f"<p><a href='roi/{md.name}'>table in the seed's format</a></p>"
+    return {"html": body, "csv": "roi/roi_results.csv", "checkpoint": str(ckpt)}
+
+
+# --------------------------------------------------------------------------------------------------
+# stage 4: rate-matched stimuli
+
+
+def _targets(ctx: Ctx) -> list[float]:
+    """Three targets inside the rate range the demo models actually reach (the paper's 0.1/0.25/0.5
+    bpp at paper scale)."""
+    import numpy as np
+    import pandas as pd
+
+    if ctx.scale == "paper":
+        return [0.1, 0.25, 0.5]
+    df = pd.read_csv(ctx.out / "zoo" / "results.csv")
+    bpp = df["bpp"].to_numpy(float)
+    lo, hi = np.quantile(bpp, 0.2), np.quantile(bpp, 0.8)
+    return [round(float(v), 3) for v in np.geomspace(lo, hi, 3)]
+
+
+def stage_stimuli(ctx: Ctx, d: Path) -> dict:
+    import pandas as pd
+
+    from .codecs.match import match_rates
+
+    targets = _targets(ctx)
+    anchors = ("jpeg", "jpeg2000") if ctx.scale == "small" else ("jpeg", "jpeg2000", "jpegxl", "avif")
+    codecs = ("hyperprior", "roi") if (ctx.out / "zoo" / "roi" / "roi.pt").exists() else ("hyperprior",)
+    manifest = match_rates(ctx.out / "zoo", ctx.out / "images", targets, d, anchors=anchors, codecs=codecs,
+                           metrics=("psnr",))
+    m = pd.read_csv(manifest)
+    piv = m[m["condition"] != "reference"].pivot_table(index="condition", columns="target_bpp", values="bpp",
+                                                      aggfunc="mean")
+    body = (f"<p>targets (bpp): {', '.join(f'{t:g}' for t in targets)}; "
+            f"{m['content'].nunique()} images, {m['condition'].nunique() - 1} conditions</p>"
+            "<h3>mean real bpp per condition and target</h3>"
+            + piv.to_html(float_format=lambda v: f"{v:.3f}"))
+    return {"html": body, "csv": "stimuli/manifest.csv", "targets": targets}
+
+
+# --------------------------------------------------------------------------------------------------
+# stage 5: the study, run by simulated participants through the app's core and store
+
+
+def stage_study(ctx: Ctx, d: Path) -> dict:
+    from .study_app import build_study, export_votes, serve_command_string, simulate
+
+    participants = {"small": 8, "demo": 40, "paper": 120}[ctx.scale]
+    build_study(ctx.out / "stimuli", d, sessions=1 if ctx.scale != "paper" else 3,
+                trials_per_participant=12 if ctx.scale == "small" else 30, seed=ctx.seed, force=True)
+    result = simulate(d, None, participants=participants, concurrency=4, seed=ctx.seed)
+    votes = export_votes(d, None, d / "votes.csv")
+    serve = serve_command_string(d)
+    summary = result.summary() if hasattr(result, "summary") else str(result)
+    _log(f"  serve it to real people: lossarena study serve {d}\n  ({serve})")
+    body = (f"<p>{participants} simulated participants (Thurstone observers, 10% random responders) "
+            f"through the app's session, sampler and store.</p><pre>{html.escape(str(summary))}</pre>"
+            f"<p>serve it to real people: <code>lossarena study serve {html.escape(str(d))}</code></p>")
+    return {"html": body, "csv": "study/votes.csv", "votes": str(votes), "serve": serve}
+
+
+# --------------------------------------------------------------------------------------------------
+# stage 6: analysis
+
+
+def stage_analysis(ctx: Ctx, d: Path) -> dict:
+    from .analysis.report import build_report
+
+    index = build_report(ctx.out / "study" / "votes.csv", d, title="demo study",
+                         bootstrap=50 if ctx.scale == "small" else 200, seed=ctx.seed)
+    figs = sorted((d / "figures").glob("*.png"))[:4]
+    body = "".join(_img(f"analysis/figures/{f.name}", f.stem) for f in figs)
+    return {"html": body, "report": f"analysis/{Path(index).name}"}
+
+
+# --------------------------------------------------------------------------------------------------
+# stage 7: metric accuracy on the study's own votes
+
+
+def stage_benchmark(ctx: Ctx, d: Path) -> dict:
+    from .benchmark.twoafc import run_2afc
+    from .data.triplets import votes_to_triplets
+
+    d.mkdir(parents=True, exist_ok=True)
+    stim = ctx.out / "stimuli"
+    trip = votes_to_triplets(ctx.out / "study" / "votes.csv", stim / "manifest.csv", d / "triplets.csv")
+    out = run_2afc(d / "triplets.csv", stim, bootstrap=200 if ctx.scale == "small" else 1000,
+                   out_csv=d / "acc.csv", report_dir=d, seed=ctx.seed, title="metrics on the demo study's votes")
+    body = (f"<p>{len(trip)} triplets (each compared pair with its reference; p_a from the votes)</p>"
+            + out.acc.to_html(index=False, float_format=lambda v: f"{v:.3f}"))
+    pngs = sorted(d.glob("*.png"))
+    body += "".join(_img(f"benchmark/{p.name}", p.stem) for p in pngs[:1])
+    if out.standin:
+        body += "<p><b>STAND-IN WEIGHTS: numbers are not real</b></p>"
+    return {"html": body, "csv": "benchmark/acc.csv",
+            "report": f"benchmark/{Path(out.report).name}" if out.report else None}
+
+
+# --------------------------------------------------------------------------------------------------
 # index page
 
 
@@ -161,7 +353,7 @@ def write_index(ctx: Ctx, stages: list[Stage]) -> Path:
         if "table_html" in info:
             parts.append(info["table_html"])
         for key in ("csv", "mean_csv", "report"):
-            if key in info:
+            if info.get(key):
                 parts.append(f"<p><a href='{html.escape(info[key])}'>{html.escape(info[key])}</a></p>")
         for s in info.get("skipped", []):
             parts.append(f"<p class='note'>skipped {html.escape(s)}: weights missing</p>")
@@ -174,6 +366,12 @@ def write_index(ctx: Ctx, stages: list[Stage]) -> Path:
 STAGES: list[Stage] = [
     Stage("images", "Images", stage_images),
     Stage("metrics", "1. Metrics on JPEG copies", stage_metrics),
+    Stage("zoo", "2. Codec zoo: RD curves and BD-rate", stage_zoo),
+    Stage("roi", "3. ROI codec", stage_roi),
+    Stage("stimuli", "4. Rate-matched stimuli", stage_stimuli),
+    Stage("study", "5. Study with simulated participants", stage_study),
+    Stage("analysis", "6. Analysis: outliers, winning frequencies, JOD", stage_analysis),
+    Stage("benchmark", "7. Metric accuracy on the study's own votes", stage_benchmark),
 ]
 
 
