@@ -24,6 +24,7 @@ def _quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+    D.set_checkpoint(None)  # never leak a test checkpoint into other tests
 
 
 def test_gradient_map():

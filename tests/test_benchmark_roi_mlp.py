@@ -20,6 +20,7 @@ def _quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+    R.set_checkpoint(None)  # never leak a test checkpoint into other tests
 
 
 def test_feature_layout_matches_the_seed():
