@@ -75,7 +75,7 @@ def test_gmm_round_trip_exact_and_real_bits_match_estimate(trained):
     x = load_image(trained["img"])
     rm = codec.rm2d(x)
     xp, rm_lat = codec._prep(x, rm)
-    for r in (0.0, 2.5, 5.0):
+    for r in (0.0, 4.5):
         y_strings, z_string, z_shape, y_q = codec.model.compress(xp, rm_lat, r)
         y_dec = codec.model.decompress_latents(y_strings[0], z_string, z_shape)
         assert torch.equal(y_dec, y_q)  # decoded latents == quantised latents
