@@ -117,10 +117,13 @@ def test_ddp_two_cpu_processes_end_identical(tmp_path):
     assert init["config"]["world_size"] == 2 and init["config"]["step"] == 3
     for k in w0:  # every parameter and buffer, quantiles (all-reduced by hand) included
         assert torch.equal(w0[k], w1[k]), k
-    tables = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table")  # rebuilt by update() when saving
+    # coder tables and the exact (bisected) quantiles are rebuilt by update() when saving; the
+    # aux-trained quantiles are kept in train_state
+    tables = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table", "quantiles")
     trained = [k for k in w0 if not k.endswith(tables)]
     for k in trained:
         assert torch.equal(w0[k], init["state_dict"][k]), k
+    assert torch.equal(w0["entropy_bottleneck.quantiles"], init["train_state"]["quantiles"]["entropy_bottleneck.quantiles"])
     # and training moved the weights away from the shared initialisation
     torch.manual_seed(0)
     from lossarena.codecs.model import build_model
