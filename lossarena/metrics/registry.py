@@ -60,9 +60,31 @@ def register_metric(spec: MetricSpec, *, replace: bool = False) -> MetricSpec:
     return spec
 
 
+PLUGIN_GROUP = "lossarena.metrics"
+_plugins_loaded = False
+
+
 def _ensure_builtins() -> None:
-    # Importing the implementation modules registers them.
+    """Register the built-in metrics, then plugins.
+
+    Importing the implementation modules registers them. Metrics defined in higher layers (DPIS in
+    ``lossarena.benchmark``) or in other packages register through the ``lossarena.metrics`` entry-point
+    group, so this layer never imports a higher one by name.
+    """
+    global _plugins_loaded
     from . import builtin  # noqa: F401
+
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True  # before loading: a plugin may list the registry while it registers
+    import warnings
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            ep.load()
+        except Exception as e:  # a broken plugin must not take the registry down
+            warnings.warn(f"metric plugin {ep.name} ({ep.value}) failed to load: {e}", stacklevel=2)
 
 
 def get_metric(name: str) -> MetricSpec:
