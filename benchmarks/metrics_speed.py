@@ -71,7 +71,7 @@ def piq_counterparts() -> dict[str, tuple]:
         "fsim": (fn(piq.fsim, chromatic=True), "piq.fsim (FSIMc; piq uses abs(S_I S_Q)^0.03 where MATLAB takes real(.))"),
         "gmsd": (fn(piq.gmsd), "piq.gmsd"),
         "vsi": (fn(piq.vsi), "piq.vsi (ours: MATLAB imresize in SDSP; a no-op at 256x256)"),
-        "lpips-vgg": (module(piq.LPIPS), "piq.LPIPS (VGG; piq normalises inputs differently)"),
+        "lpips-vgg": (module(piq.LPIPS), "piq.LPIPS (VGG)"),
         "dists": (module(piq.DISTS), "piq.DISTS"),
     }
 
@@ -213,6 +213,8 @@ def main(argv=None) -> int:
     x, y, what = make_inputs(args.batch, args.size, args.seed)
     rows, skipped = [], []
     specs = [s for s in list_metrics() if not args.metrics or s.name in args.metrics]
+    # the light metrics first: the deep ones leave large networks and allocations behind
+    specs.sort(key=lambda s: bool(s.needs_weights))
     for spec in specs:
         if not spec.differentiable:
             skipped.append((spec.name, "not differentiable"))

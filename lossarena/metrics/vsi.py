@@ -8,7 +8,9 @@ What is reproduced (MATLAB names in brackets), on the 0-255 scale:
   (omega0 = 0.021, sigmaF = 1.34), multiplied by the location prior (sigmaD = 145) and the warm-colour
   prior on min-max normalised a*, b* (sigmaC = 0.001), resized back with ``imresize`` and min-max
   normalised [``mat2gray``]. The 256x256 resize is part of the metric's definition (it fixes the
-  scale at which saliency is measured); the inputs themselves are never resized.
+  scale at which saliency is measured); the inputs themselves are never resized. ``resize="octave"``
+  swaps MATLAB's ``imresize`` for GNU Octave's (2020) corner-aligned, non-antialiased bilinear
+  interpolation, which is how the quoted reference value 0.96405 was produced (see :func:`vsi`).
 * the opponent colour space ``L = .06R + .63G + .27B``, ``M = .30R + .04G - .35B``,
   ``N = .34R - .60G + .17B``;
 * downsampling by ``F = max(1, round(min(H, W) / 256))`` with an FxF average filter
@@ -21,7 +23,7 @@ Why piq.vsi gives NaN (piq 0.8.0) and what is done here instead:
 
 * its L*a*b* conversion computes ``t^(1/3) * mask`` for every pixel; at a black pixel ``t = 0`` and
   the backward pass evaluates ``inf * 0 = NaN`` (the masked branch still gets a gradient). Here the
-  cube root is only evaluated on ``t > 0.008856`` (``torch.where`` on a safe input);
+  cube root is evaluated on ``t.clamp_min(0.008856)`` and the branch chosen with ``torch.where``;
 * ``sqrt`` at 0 in the Scharr magnitude and in the saliency magnitude ``sqrt(L^2 + a^2 + b^2)``
   (flat regions, exactly repeated pixel values) has an infinite derivative, which times a 0 inner
   derivative is NaN; here square roots use the subgradient 0 at 0;
