@@ -5,7 +5,7 @@ provider) and every target bpp: the encoding whose real bpp is nearest the targe
 anchors: the bisected quality). Writes ``OUT/<content>/<condition>_<target>.png``, the original as
 ``OUT/<content>/reference.png`` and ``OUT/manifest.csv`` with columns
 ``content,condition,target_bpp,bpp,path`` (+ one column per requested metric; the reference row has
-condition ``reference`` and empty target_bpp/bpp). ``OUT/match_details.csv`` records which checkpoint
+condition ``reference`` and empty target_bpp, bpp and metric cells). ``OUT/match_details.csv`` records which checkpoint
 or quality produced each stimulus.
 """
 
@@ -70,9 +70,8 @@ def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",)
         x = load_image(p)
         ref_rel = f"{content}/reference.png"
         save_image(x, out / ref_rel)
-        ref_row = {"content": content, "condition": "reference", "target_bpp": "", "bpp": "", "path": ref_rel}
-        ref_row.update(score(x, x, metric_names, warned=warned))
-        rows.append(ref_row)
+        # the reference row leaves bpp and the metric columns empty (a metric of an image with itself)
+        rows.append({"content": content, "condition": "reference", "target_bpp": "", "bpp": "", "path": ref_rel})
         for c in conditions:
             for t in targets:
                 enc = c.encode(x, t)

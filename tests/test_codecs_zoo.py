@@ -125,7 +125,7 @@ def test_match_writes_manifest_with_reference_and_providers(tmp_path):
     conditions = {"mse", "psnr", "jpeg", "roi"}
     assert len(rows) == n_img * (1 + len(conditions) * 2)
     refs = [r for r in rows if r["condition"] == "reference"]
-    assert len(refs) == n_img and all(r["bpp"] == "" and r["target_bpp"] == "" for r in refs)
+    assert len(refs) == n_img and all(r["bpp"] == r["target_bpp"] == r["psnr"] == "" for r in refs)
     for r in rows:
         assert (out / r["path"]).is_file()
         assert not r["path"].startswith("/")
