@@ -14,6 +14,8 @@ Loss per image with rate index ``s`` (a random one of the ``n`` gain pairs per i
 * ``λ_s`` weights the **rate** (the seed's λ sets grow as the base rate falls: 120…720 for 0.075 bpp,
   10…90 for 0.3 bpp; that only fits ``D + λ·R`` with D on the 8-bit MSE scale). ``w_BG`` is not given by
   the seed (configurable, default 300, to put ``1 − SSIM`` ≈ 0.1 on the scale of an 8-bit MSE of ~30).
+* ``rate_warmup`` (stage 1): λ ramps linearly from 0 over that many steps, so that a small, briefly
+  trained model does not collapse to zero rate before its latents carry information (0 = off, the paper).
 * Stage 2: HiFiC's non-saturating conditional GAN: ``L_D = −log σ(D(x, ŷ)) − log(1 − σ(D(x̂, ŷ)))``,
   ``L_G = −log σ(D(x̂, ŷ))``, the discriminator conditioned on the ROI latents ``ŷ ⊙ v'`` (detached).
 
@@ -60,6 +62,7 @@ DEFAULTS = {
     "seed": 0,
     "threads": 0,
     "clip": 1.0,
+    "rate_warmup": 0,
     "stage1": {"steps": 1000000},
     "stage2": {"steps": 1000000, "gan_weight": 1.0, "d_lr": 1e-4, "d_width": 64},
     "ckpt_every": 0,
@@ -476,7 +479,9 @@ def train_stage(config, out_dir, stage: int = 1, *, resume: bool = False, data=N
             x_hat = res["x_hat"]
             bpp = bits_per_image(res["likelihoods"]) / (patch * patch)
             dd = roi_distortion(x_hat, x, rm, ssim_loss, perc_loss, cfg["distortion"])
-            loss = dd["D"] + (lambdas[s] * bpp).mean()
+            warm = int(cfg.get("rate_warmup") or 0)
+            ramp = min(1.0, (step + 1) / warm) if warm and stage == 1 else 1.0  # λ ramps up from 0
+            loss = dd["D"] + ramp * (lambdas[s] * bpp).mean()
             g_adv = torch.zeros((), device=dev)
             if disc is not None:
                 cond = res["y_dec"].detach()

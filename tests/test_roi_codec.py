@@ -26,9 +26,9 @@ TINY = {
     "name": "roi-test",
     "model": {"N": 16, "M": 16, "protected": 4, "attn_blocks": 1},
     "patch": 64, "batch": 4, "lr": 1e-3, "threads": 1,
-    "lambdas": [90, 70, 50, 30, 20, 10],
+    "lambdas": [40, 30, 20, 14, 10, 6],
     "alpha_train": {"min": 0.5, "max": 4.0, "p_off": 0.2},
-    "stage1": {"steps": 50}, "stage2": {"steps": 4, "d_width": 16},
+    "stage1": {"steps": 40}, "stage2": {"steps": 4, "d_width": 16}, "rate_warmup": 15,
 }
 
 
@@ -62,8 +62,8 @@ def test_checkpoint_is_self_describing(trained):
     obj = RT.read_checkpoint(trained["ckpt"])
     assert obj["codec"] == "roi" and obj["stage"] == 2 and obj["step"] == 4
     assert obj["arch"] == {"N": 16, "M": 16, "K": 3, "n_rates": 6, "protected": 4, "attn_blocks": 1, "alpha": 1.5}
-    assert obj["lambdas"] == [90, 70, 50, 30, 20, 10]
-    assert obj["config"]["stage1"]["steps"] == 50 and obj["config"]["saliency"] == "spectral"
+    assert obj["lambdas"] == [40, 30, 20, 14, 10, 6]
+    assert obj["config"]["stage1"]["steps"] == 40 and obj["config"]["saliency"] == "spectral"
     assert "discriminator" in obj and "total" in obj["loss"]
     model, _ = RT.load_model(trained["ckpt"])  # rebuilt from the file alone
     assert model.n_rates == 6
@@ -72,7 +72,7 @@ def test_checkpoint_is_self_describing(trained):
 
 def test_gmm_round_trip_exact_and_real_bits_match_estimate(trained):
     codec = RC.get_codec(trained["ckpt"])
-    x = load_image(trained["img"])
+    x = load_image(trained["img"])[:, :, :128, :192]
     rm = codec.rm2d(x)
     xp, rm_lat = codec._prep(x, rm)
     for r in (0.0, 4.5):
@@ -86,18 +86,18 @@ def test_gmm_round_trip_exact_and_real_bits_match_estimate(trained):
         real_y = 8 * len(y_strings[0])
         # rANS flush (up to 8 bytes) and 16-bit tables: within 2% + 64 bits on this small image
         assert abs(real_y - est_y) <= 0.02 * est_y + 64, (r, real_y, est_y)
-    bs = codec.compress(x, 2.5, rm2d=rm)
-    assert bs.to_bytes() == codec.compress(x, 2.5, rm2d=rm).to_bytes()  # deterministic
+    bs = codec.compress(x, 4.5, rm2d=rm)
+    assert bs.strings == [y_strings, [z_string]]  # deterministic: same bytes as the model-level coding
     x_hat = codec.decompress(bs)
     assert x_hat.shape == x.shape
-    assert torch.equal((x_hat * 255).round(), (codec.estimate(x, 2.5, rm2d=rm)["x_hat"] * 255).round())
+    assert torch.equal((x_hat * 255).round(), (codec.estimate(x, 4.5, rm2d=rm)["x_hat"] * 255).round())
 
 
 def test_rate_control_monotone(trained):
     codec = RC.get_codec(trained["ckpt"])
     x = load_image(trained["img"])[:, :, :128, :192]
     rm = codec.rm2d(x)
-    rates = [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5]
+    rates = [0, 0.5, 1, 2, 2.5, 3, 4, 4.5, 5]  # the six trained points and interpolations
     sizes = [len(codec.compress(x, r, rm2d=rm).to_bytes()) for r in rates]
     assert all(b > a for a, b in zip(sizes, sizes[1:])), sizes
     # interpolated gains keep v ⊙ v' between its neighbours' products (exponential interpolation)
@@ -136,7 +136,7 @@ def test_roi_bit_allocation(trained):
     x = load_image(trained["img"])
     rm = codec.rm2d(x)
     on = codec.estimate(x, 2.5, rm2d=rm, alpha=0.5)
-    r_off = RoiCondition(trained["ckpt"], alpha="inf", iterations=16).rate_for(x, on["bpp"], rm)
+    r_off = RoiCondition(trained["ckpt"], alpha="inf", iterations=11).rate_for(x, on["bpp"], rm)
     off = codec.estimate(x, r_off, rm2d=rm, alpha="inf")
     assert off["bpp"] == pytest.approx(on["bpp"], rel=0.02)
     _, share_on, gap_on = _allocation(codec, x, rm, 2.5, 0.5)
@@ -238,8 +238,8 @@ def test_resume_and_config_errors(trained, tmp_path):
     d = tmp_path / "run"
     d.mkdir()
     shutil.copy(trained["stage1"], d / "roi_stage1.pt")
-    p = RT.train_stage(TINY, d, 1, resume=True, steps=52, data=trained["dir"] / "train", progress=False)
-    assert RT.read_checkpoint(p)["step"] == 52
+    p = RT.train_stage(TINY, d, 1, resume=True, steps=42, data=trained["dir"] / "train", progress=False)
+    assert RT.read_checkpoint(p)["step"] == 42
     with pytest.raises(InputError, match="train stage 1 first"):
         RT.train_stage(TINY, tmp_path / "empty", 2, progress=False)
     with pytest.raises(InputError, match="unknown field"):
