@@ -283,6 +283,38 @@ def summary_table(rows) -> str:
     return "\n".join(lines) + "\n"
 
 
+@torch.no_grad()
+def latent_allocation(codec: RoiCodec, x, rm2d, rate_index, alpha=None) -> dict:
+    """Where the bits go, in the latent domain (independent of how well the decoder is trained).
+
+    ``roi_bit_share``: share of the estimated y-bits at ROI positions relative to the ROI's area share
+    (``Σ RM·bits / (Σ bits · mean RM)``; 1 = proportional). ``latent_snr_gap``: SNR of the recovered
+    unscaled latents ``ŷ / (ROI factor · v_r)`` on the unprotected channels, RM-weighted minus
+    (1 − RM)-weighted, in dB. ``bpp``: estimated total bpp.
+    """
+    m = codec.model
+    xp, rm_lat = codec._prep(x, rm2d)
+    a = parse_alpha(alpha)
+    a = m.alpha if a is None else a
+    res = m(xp, rm_lat, rate=rate_index, alpha=a)
+    y = m.g_a(xp)
+    factor = torch.ones_like(y)
+    if not math.isinf(a):
+        factor[:, m.protected:] = (rm_lat + a) / a
+    y_rec = res["y_hat"] / (factor * m.gain(rate_index))
+    bits = (-torch.log2(res["likelihoods"]["y"])).sum(1, keepdim=True)
+    share = float((bits * rm_lat).sum() / (bits.sum() * rm_lat.mean()))
+    e = ((y - y_rec) ** 2)[:, m.protected:].sum(1, keepdim=True)
+    sig = (y ** 2)[:, m.protected:].sum(1, keepdim=True)
+
+    def snr(w):
+        return 10 * math.log10(float((w * sig).sum() / (w * e).sum().clamp_min(1e-12)))
+
+    total = sum(float((-torch.log2(v)).sum()) for v in res["likelihoods"].values())
+    return {"roi_bit_share": share, "latent_snr_gap": snr(rm_lat) - snr(1 - rm_lat),
+            "bpp": total / (x.shape[-2] * x.shape[-1])}
+
+
 # ---------------------------------------------------------------------------------- discriminator
 @torch.no_grad()
 def discriminator_score(ckpt_or_model, x: torch.Tensor, x_hat: torch.Tensor, *, rate_index=None,

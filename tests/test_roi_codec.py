@@ -107,26 +107,6 @@ def test_rate_control_monotone(trained):
     assert bool(((prod[1] >= lo * (1 - 1e-5)) & (prod[1] <= hi * (1 + 1e-5))).all())
 
 
-def _allocation(codec, x, rm, rate, alpha):
-    """Share of estimated bits in the ROI and latent-domain SNR(ROI) − SNR(background)."""
-    xp, rm_lat = codec._prep(x, rm)
-    m = codec.model
-    with torch.no_grad():
-        res = m(xp, rm_lat, rate=rate, alpha=alpha)
-        y = m.g_a(xp)
-        scale = (ms := RC.parse_alpha(alpha)) and not math.isinf(ms)
-        factor = torch.ones_like(y)
-        if scale:
-            factor[:, m.protected:] = (rm_lat + ms) / ms
-        y_rec = res["y_hat"] / (factor * m.gain(rate))
-    bits = (-torch.log2(res["likelihoods"]["y"])).sum(1, keepdim=True)
-    share = float((bits * rm_lat).sum() / (bits.sum() * rm_lat.mean()))
-    e = ((y - y_rec) ** 2)[:, m.protected:].sum(1, keepdim=True)
-    s = (y ** 2)[:, m.protected:].sum(1, keepdim=True)
-    snr = lambda w: 10 * math.log10(float((w * s).sum() / (w * e).sum()))  # noqa: E731
-    return res, share, snr(rm_lat) - snr(1 - rm_lat)
-
-
 def test_roi_bit_allocation(trained):
     """At equal total bpp, ROI latents on (α = 0.5) move bits into the ROI and make the ROI's latents
     relatively more accurate than α → ∞ (off)."""
@@ -139,10 +119,11 @@ def test_roi_bit_allocation(trained):
     r_off = RoiCondition(trained["ckpt"], alpha="inf", iterations=11).rate_for(x, on["bpp"], rm)
     off = codec.estimate(x, r_off, rm2d=rm, alpha="inf")
     assert off["bpp"] == pytest.approx(on["bpp"], rel=0.02)
-    _, share_on, gap_on = _allocation(codec, x, rm, 2.5, 0.5)
-    _, share_off, gap_off = _allocation(codec, x, rm, r_off, "inf")
-    assert share_on > share_off
-    assert gap_on > gap_off + 0.5
+    a_on = RC.latent_allocation(codec, x, rm, 2.5, 0.5)
+    a_off = RC.latent_allocation(codec, x, rm, r_off, "inf")
+    assert a_on["bpp"] == pytest.approx(on["bpp"], rel=1e-5)
+    assert a_on["roi_bit_share"] > a_off["roi_bit_share"]
+    assert a_on["latent_snr_gap"] > a_off["latent_snr_gap"] + 0.5
 
 
 def test_bitstream_errors(trained, tmp_path):
