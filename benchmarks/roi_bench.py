@@ -151,16 +151,16 @@ def alloc(args):
 
             g_on, g_off = gap(on), gap(off)
             gaps.append(g_on - g_off)
+            print(f"{p.stem} r_on={r:g} bpp {bpp_on:.4f} vs off r={r_off:.3f} bpp {off_e['bpp']:.4f}: "
+                  f"ROI−BG PSNR on {g_on:+.2f} dB, off {g_off:+.2f} dB, difference {g_on - g_off:+.2f} dB; "
+                  f"ROI-PSNR on {float(weighted_psnr(on, x, rm)[0]):.2f} off {float(weighted_psnr(off, x, rm)[0]):.2f}",
+                  flush=True)
             la_on = latent_allocation(codec, x, rm, r, args.alpha)
             la_off = latent_allocation(codec, x, rm, r_off, "inf")
             latent.append((la_on["roi_bit_share"], la_off["roi_bit_share"], la_on["latent_snr_gap"],
                            la_off["latent_snr_gap"]))
             print(f"    latent: ROI bit share on {la_on['roi_bit_share']:.3f} off {la_off['roi_bit_share']:.3f}; "
                   f"latent SNR gap on {la_on['latent_snr_gap']:+.2f} dB off {la_off['latent_snr_gap']:+.2f} dB")
-            print(f"{p.stem} r_on={r:g} bpp {bpp_on:.4f} vs off r={r_off:.3f} bpp {off_e['bpp']:.4f}: "
-                  f"ROI−BG PSNR on {g_on:+.2f} dB, off {g_off:+.2f} dB, difference {g_on - g_off:+.2f} dB; "
-                  f"ROI-PSNR on {float(weighted_psnr(on, x, rm)[0]):.2f} off {float(weighted_psnr(off, x, rm)[0]):.2f}",
-                  flush=True)
     print(f"image domain: mean difference {statistics.mean(gaps):+.3f} dB over {len(gaps)} codings; positive in "
           f"{sum(g > 0 for g in gaps)}/{len(gaps)}")
     print(f"latent domain: ROI bit share on {statistics.mean(v[0] for v in latent):.3f} vs off "
