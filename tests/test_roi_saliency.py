@@ -98,3 +98,16 @@ def test_user_mask_size_mismatch():
     x = torch.rand(1, 3, 32, 32)
     with pytest.raises(InputError, match="mask size"):
         S.roi_masks(x, mask2d=torch.rand(1, 1, 16, 16))
+
+
+def test_saliency_cli(tmp_path, capsys):
+    from lossarena.data.images import load_image, save_image
+
+    from lossarena.cli import main as lossarena_main
+
+    x, _ = _scene()
+    save_image(x, tmp_path / "in.png")
+    assert lossarena_main(["roi", "saliency", str(tmp_path / "in.png"), str(tmp_path / "rm.png"), "--rm"]) == 0
+    assert load_image(tmp_path / "rm.png").shape == (1, 3, 96, 128)
+    assert "RM_2D mean" in capsys.readouterr().out
+    assert lossarena_main(["roi", "saliency", str(tmp_path / "nope.png"), str(tmp_path / "o.png")]) == 2
