@@ -233,6 +233,8 @@ class MaskedPatches:
 def training_images(data) -> list[Path]:
     from lossarena.data.images import list_images
 
+    if isinstance(data, (list, tuple)):
+        return [Path(p) for p in data]
     if data in (None, "kodak24", "demo"):
         from lossarena.data.demo_images import demo_images
 
@@ -395,7 +397,7 @@ def train_stage(config, out_dir, stage: int = 1, *, resume: bool = False, data=N
     if stage not in (1, 2):
         raise InputError(f"--stage must be 1 or 2, got {stage}")
     if data is not None:
-        cfg["data"] = str(data)
+        cfg["data"] = [str(p) for p in data] if isinstance(data, (list, tuple)) else str(data)
     scfg = cfg[f"stage{stage}"]
     n_steps = int(steps if steps is not None else scfg["steps"])
     cfg[f"stage{stage}"] = dict(scfg, steps=n_steps)  # the checkpoint records what was run
