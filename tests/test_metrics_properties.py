@@ -51,6 +51,15 @@ def metric(request):
     spec = get_metric(request.param)
     if spec.needs_weights:
         request.getfixturevalue("standin_home")
+    if spec.name == "dpis":
+        # DPIS also needs its own trained head: an initialised (untrained) one is a valid DPIS model for
+        # these properties; training is tested in test_benchmark_dpis.py
+        from lossarena.benchmark import dpis as D
+
+        ck = request.getfixturevalue("tmp_path") / "dpis.pt"
+        D.save_checkpoint(D.DPISHead(), D.Judge(), ck, config={}, history={})
+        D.set_checkpoint(ck)
+        request.addfinalizer(lambda: D.set_checkpoint(None))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # StandInWeightsWarning: expected here
         yield spec
