@@ -56,6 +56,7 @@ def evaluate(ckpts, images, out_csv, *, metrics: list[str] | None = None, device
     from lossarena.data.images import list_images, load_image
     from tqdm import tqdm
 
+    from .bitstream import Bitstream
     from .coder import HyperpriorCodec
 
     paths = list_images(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
@@ -70,8 +71,6 @@ def evaluate(ckpts, images, out_csv, *, metrics: list[str] | None = None, device
             t0 = time.perf_counter()
             data = c.compress(x).to_bytes()
             t1 = time.perf_counter()
-            from .bitstream import Bitstream
-
             x_hat = c.decompress(Bitstream.from_bytes(data))
             t2 = time.perf_counter()
             est, _ = c.estimate(x)
