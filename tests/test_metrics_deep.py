@@ -31,13 +31,7 @@ pytest_plugins = ("standin",)  # fixtures standin_root, standin_home, empty_home
 LPIPS_NETS = ["alex", "vgg", "squeeze"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Deep nets on a shared, busy CPU: one intra-op thread is faster than two fighting for a core."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -29,12 +29,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lossarena.data.images import load_image
 from scipy import signal
 
 from lossarena.metrics import get_loss, get_metric
 from lossarena.metrics.nlpd import nlpd
-from lossarena.paths import require_shared
 
 # ----------------------------------------------------------------------------------------------
 # independent transcription of NLP_dist.m (grey images in [0, 1], float64)
@@ -112,22 +110,9 @@ def _luma_np(t: torch.Tensor) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small convolutions: with 2 threads on a loaded 2-core machine torch spends 20x longer waiting
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def refs():
-    d = require_shared("metric_refs", "piq_matlab")
-    return {
-        "goldhill": (load_image(d / "goldhill_jpeg.gif"), load_image(d / "goldhill.gif")),
-        "I01": (load_image(d / "i01_01_5.bmp"), load_image(d / "I01.BMP")),
-    }
 
 
 @pytest.mark.parametrize("pair", ["goldhill", "I01"])

@@ -36,13 +36,7 @@ SMALL_IMAGE_OPTIONS = {"ms-ssim": {"scales": 3}}  # 3 scales from 41 px (see ms_
 NOISE = (0.02, 0.05, 0.1, 0.2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Deep nets on a shared, busy CPU: one intra-op thread is faster than two fighting for a core."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -33,13 +33,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lossarena.data.images import load_image
 from scipy import signal
 
 from lossarena.metrics import get_loss, get_metric
 from lossarena.metrics._ops import matlab_box_downsample
 from lossarena.metrics.ssim import ms_ssim, ms_ssim_min_size, ssim, ssim_downsample_factor
-from lossarena.paths import require_shared
 
 # ----------------------------------------------------------------------------------------------
 # independent transcriptions of ssim.m / msssim.m (float64, 0-255 grey images)
@@ -117,22 +115,9 @@ def _luma255(t: torch.Tensor) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small convolutions: with 2 threads on a loaded 2-core machine torch spends 20x longer waiting
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def refs():
-    d = require_shared("metric_refs", "piq_matlab")
-    return {
-        "goldhill": (load_image(d / "goldhill_jpeg.gif"), load_image(d / "goldhill.gif")),
-        "I01": (load_image(d / "i01_01_5.bmp"), load_image(d / "I01.BMP")),
-    }
 
 
 def _noisy_pair(shape, sigma=0.08, seed=0, dtype=torch.float32):
