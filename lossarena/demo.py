@@ -164,7 +164,9 @@ def stage_zoo(ctx: Ctx, d: Path) -> dict:
     for loss, why in res["skipped"].items():
         _log(f"  skipped loss {loss}: {why}")
     ckpts = list(res["base"]) + list(res["models"])
-    df = evaluate_codecs(ckpts, images, d / "results.csv")
+    # the cheap metrics on full images; `lossarena codecs evaluate` scores every metric when asked
+    metrics = ["psnr", "ssim", "ms-ssim", "gmsd"] if ctx.scale != "paper" else None
+    df = evaluate_codecs(ckpts, images, d / "results.csv", metrics=metrics)
     plot_rd(df, d / "rd.png", title=f"demo zoo on {ctx.info['images']['source']}")
     # BD-rate of every fine-tuned loss against the MSE fine-tunes, on PSNR and on each loss's own metric
     summ = summarize(df[df["model"].isin([Path(m).stem for m in res["models"]])])
