@@ -41,6 +41,10 @@ class Scorer:
     kind: str  # "metric" | "predictor"
     run: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[np.ndarray, np.ndarray, np.ndarray]]
     backbones: tuple[str, ...] = ()
+    # full-reference metrics: values per (distorted, reference) batch and direction, so that a stimulus
+    # that appears in many triplets (a study's votes) is scored once
+    values: Callable[[torch.Tensor, torch.Tensor], np.ndarray] | None = None
+    lower_better: bool = True
 
 
 def _metric_scorer(name: str) -> Scorer:
@@ -49,15 +53,31 @@ def _metric_scorer(name: str) -> Scorer:
     spec = get_metric(name)
     fn = spec.function
 
-    def run(ref, a, b):
+    def values(dist, ref):
         with torch.no_grad():
-            v = fn(torch.cat([a, b]), torch.cat([ref, ref]))
-        v = v.detach().double().cpu().numpy().reshape(-1)
+            return fn(dist, ref).detach().double().cpu().numpy().reshape(-1)
+
+    def run(ref, a, b):
+        v = values(torch.cat([a, b]), torch.cat([ref, ref]))
         n = a.shape[0]
         v_a, v_b = v[:n], v[n:]
         return v_a, v_b, scoring.preference_from_values(v_a, v_b, spec.lower_better)
 
-    return Scorer(spec.name, "metric", run, tuple(spec.needs_weights))
+    return Scorer(spec.name, "metric", run, tuple(spec.needs_weights), values, spec.lower_better)
+
+
+def _run_memo(s: Scorer, memo: dict, idx: list[int], df: pd.DataFrame, cache: _ImageCache, batch_size: int):
+    """``s.run`` for a batch, scoring each (distorted, reference) pair once across the whole run."""
+    keys_a = [(df["a"].iat[i], df["reference"].iat[i]) for i in idx]
+    keys_b = [(df["b"].iat[i], df["reference"].iat[i]) for i in idx]
+    todo = [k for k in dict.fromkeys(keys_a + keys_b) if k not in memo]
+    for j in range(0, len(todo), 2 * batch_size):
+        chunk = todo[j:j + 2 * batch_size]
+        v = s.values(torch.cat([cache.get(d) for d, _ in chunk]), torch.cat([cache.get(r) for _, r in chunk]))
+        memo.update(zip(chunk, v.tolist()))
+    v_a = np.array([memo[k] for k in keys_a], dtype=float)
+    v_b = np.array([memo[k] for k in keys_b], dtype=float)
+    return v_a, v_b, scoring.preference_from_values(v_a, v_b, s.lower_better)
 
 
 def _predictor_scorer(name: str) -> Scorer:
@@ -202,10 +222,14 @@ def run_2afc(triplets, images_dir, metrics: Sequence[str] | None = None, bootstr
     n_batches = -(-n_rows // batch_size)
     bar = tqdm(_batches(df, cache, batch_size) if scorers else [], total=n_batches, desc="2afc", unit="batch",
                disable=not progress or not scorers, file=sys.stderr)
+    memos: dict[str, dict] = {s.name: {} for s in scorers}
     for idx, ref, a, b in bar:
         for s in list(scorers):
             try:
-                va, vb, pr = s.run(ref, a, b)
+                if s.values is not None:
+                    va, vb, pr = _run_memo(s, memos[s.name], idx, df, cache, batch_size)
+                else:
+                    va, vb, pr = s.run(ref, a, b)
             except MissingWeightsError as e:
                 if explicit:
                     raise
