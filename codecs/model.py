@@ -92,14 +92,20 @@ def save_checkpoint(path: str | Path, model, config: dict, train_state: dict | N
            "state_dict": ready_state_dict(model)}
     if train_state is not None:
         obj["train_state"] = train_state
+    return atomic_save(obj, path)
+
+
+def atomic_save(obj: dict, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file, then rename: an interrupted run never leaves a half file."""
+    path = Path(path)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(obj, tmp)
     os.replace(tmp, path)
     return path
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The raw checkpoint dict, validated (InputError naming the file otherwise)."""
+def load_checkpoint_dict(path: str | Path, fmt: str, version: int, kind: str = "codec") -> dict:
+    """A checkpoint dict of format ``fmt`` and ``version``, validated (InputError naming the file otherwise)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint")
@@ -107,11 +113,16 @@ def read_checkpoint(path: str | Path) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
         raise InputError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(obj, dict) or obj.get("format") != CKPT_FORMAT:
-        raise InputError(f"{path}: not a lossarena codec checkpoint (no format '{CKPT_FORMAT}')")
-    if obj.get("version") != CKPT_VERSION:
-        raise InputError(f"{path}: checkpoint version {obj.get('version')}, this lossarena reads {CKPT_VERSION}")
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise InputError(f"{path}: not a lossarena {kind} checkpoint (no format '{fmt}')")
+    if obj.get("version") != version:
+        raise InputError(f"{path}: {kind} checkpoint version {obj.get('version')}, this lossarena reads {version}")
     return obj
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict, validated (InputError naming the file otherwise)."""
+    return load_checkpoint_dict(path, CKPT_FORMAT, CKPT_VERSION, "codec")
 
 
 def read_config(path: str | Path) -> dict:

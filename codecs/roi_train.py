@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from lossarena.errors import InputError
 
+from .model import atomic_save, load_checkpoint_dict
 from .roi_model import Discriminator, ROICodec
 from .roi_saliency import rm_2d, roi_masks, saliency_from_spec
 
@@ -150,25 +151,11 @@ def save_checkpoint(path, model, cfg, *, stage, step, disc=None, train_state=Non
                                                                      for k, v in disc.state_dict().items()}}
     if train_state is not None:
         obj["train_state"] = train_state
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_save(obj, path)
 
 
 def read_checkpoint(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such checkpoint")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise InputError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(obj, dict) or obj.get("format") != CKPT_FORMAT:
-        raise InputError(f"{path}: not a lossarena ROI codec checkpoint (no format '{CKPT_FORMAT}')")
-    if obj.get("version") != CKPT_VERSION:
-        raise InputError(f"{path}: ROI checkpoint version {obj.get('version')}, this lossarena reads {CKPT_VERSION}")
-    return obj
+    return load_checkpoint_dict(path, CKPT_FORMAT, CKPT_VERSION, "ROI codec")
 
 
 def load_model(path_or_obj, device="cpu") -> tuple[ROICodec, dict]:
