@@ -46,3 +46,29 @@ def refs():
         "goldhill": (load_image(d / "goldhill_jpeg.gif"), load_image(d / "goldhill.gif")),
         "I01": (load_image(d / "i01_01_5.bmp"), load_image(d / "I01.BMP")),
     }
+
+
+def assert_loss_gradients_finite_nonzero(name: str, size: int = 64, **kw) -> None:
+    """``get_loss(name)`` on one batch of random, flat and black distorted images vs a random reference,
+    and flat / black references with a noisy distortion: finite loss, finite and non-zero gradient for
+    every image (images are scored independently)."""
+    from lossarena.metrics import get_loss
+
+    g = torch.Generator().manual_seed(10)
+    ref = torch.rand(1, 3, size, size, generator=g)
+    noise = torch.randn(1, 3, size, size, generator=g)
+    flat, black = torch.full((1, 3, size, size), 0.5), torch.zeros(1, 3, size, size)
+    cases = {
+        "random": (torch.rand(1, 3, size, size, generator=g), ref),
+        "flat_dist": (flat, ref),
+        "black_dist": (black, ref),
+        "flat_ref_noise": ((0.5 + 0.05 * noise).clamp(0, 1), flat),
+        "black_ref_noise": ((0.05 * noise).clamp(0, 1), black),
+    }
+    x = torch.cat([c[0] for c in cases.values()]).requires_grad_(True)
+    y = torch.cat([c[1] for c in cases.values()])
+    loss = get_loss(name, **kw)(x, y)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
+    per_image = x.grad.abs().flatten(1).sum(1)
+    assert (per_image > 0).all(), dict(zip(cases, per_image.tolist()))

@@ -27,11 +27,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import assert_loss_gradients_finite_nonzero
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lossarena.data.images import load_image
 
-from lossarena.metrics import compute, get_loss, get_metric
+from lossarena.metrics import compute, get_metric
 from lossarena.metrics._zhang_common import imresize_matrix
 from lossarena.metrics.vsi import rgb_to_lab, sdsp, vsi
 from lossarena.paths import require_shared
@@ -123,26 +124,7 @@ def test_batch_consistency():
 
 
 def test_gradients_finite_nonzero_64px():
-    """Random, flat and black distorted images vs a random reference, and flat / black references
-    with a noisy distortion, in one batch (images are scored independently)."""
-    g = torch.Generator().manual_seed(10)
-    ref = torch.rand(1, 3, 64, 64, generator=g)
-    noise = torch.randn(1, 3, 64, 64, generator=g)
-    flat, black = torch.full((1, 3, 64, 64), 0.5), torch.zeros(1, 3, 64, 64)
-    cases = {
-        "random": (torch.rand(1, 3, 64, 64, generator=g), ref),
-        "flat_dist": (flat, ref),
-        "black_dist": (black, ref),
-        "flat_ref_noise": ((0.5 + 0.05 * noise).clamp(0, 1), flat),
-        "black_ref_noise": ((0.05 * noise).clamp(0, 1), black),
-    }
-    x = torch.cat([c[0] for c in cases.values()]).requires_grad_(True)
-    y = torch.cat([c[1] for c in cases.values()])
-    loss = get_loss("vsi")(x, y)
-    loss.backward()
-    assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
-    per_image = x.grad.abs().flatten(1).sum(1)
-    assert (per_image > 0).all(), dict(zip(cases, per_image.tolist()))
+    assert_loss_gradients_finite_nonzero("vsi", 64)
 
 
 def test_finite_where_piq_is_not():
