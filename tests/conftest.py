@@ -72,3 +72,16 @@ def assert_loss_gradients_finite_nonzero(name: str, size: int = 64, **kw) -> Non
     assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
     per_image = x.grad.abs().flatten(1).sum(1)
     assert (per_image > 0).all(), dict(zip(cases, per_image.tolist()))
+
+
+def assert_directional_derivative(fn, h: float, seed: int = 13) -> None:
+    """Autograd of ``fn(x, y).sum()`` along a random unit direction equals a central difference (float64)."""
+    g = torch.Generator().manual_seed(seed)
+    x = 0.1 + 0.8 * torch.rand(2, 3, 24, 24, generator=g, dtype=torch.float64)
+    y = torch.rand(2, 3, 24, 24, generator=g, dtype=torch.float64)
+    v = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    v = v / v.norm()
+    xr = x.clone().requires_grad_(True)
+    fn(xr, y).sum().backward()
+    fd = (fn(x + h * v, y).sum() - fn(x - h * v, y).sum()) / (2 * h)
+    assert float((xr.grad * v).sum()) == pytest.approx(float(fd), rel=1e-4, abs=1e-7)

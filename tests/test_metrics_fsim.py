@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_loss_gradients_finite_nonzero
+from conftest import assert_directional_derivative, assert_loss_gradients_finite_nonzero
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lossarena.data.images import load_image
@@ -129,16 +129,7 @@ def test_phase_energy_backward_gradcheck():
 
 def test_full_metric_directional_derivative():
     """Autograd (incl. the hand-written PC backward) vs a central difference along a random direction."""
-    g = torch.Generator().manual_seed(13)
-    x = 0.1 + 0.8 * torch.rand(2, 3, 24, 24, generator=g, dtype=torch.float64)
-    y = torch.rand(2, 3, 24, 24, generator=g, dtype=torch.float64)
-    v = torch.randn(x.shape, generator=g, dtype=torch.float64)
-    v = v / v.norm()
-    xr = x.clone().requires_grad_(True)
-    fsim(xr, y).sum().backward()
-    h = 1e-5
-    fd = (fsim(x + h * v, y).sum() - fsim(x - h * v, y).sum()) / (2 * h)
-    assert float((xr.grad * v).sum()) == pytest.approx(float(fd), rel=1e-4, abs=1e-7)
+    assert_directional_derivative(fsim, 1e-5)
 
 
 @settings(max_examples=5, deadline=None)

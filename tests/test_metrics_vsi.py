@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_loss_gradients_finite_nonzero
+from conftest import assert_directional_derivative, assert_loss_gradients_finite_nonzero
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lossarena.data.images import load_image
@@ -139,16 +139,7 @@ def test_finite_where_piq_is_not():
 
 
 def test_directional_derivative():
-    g = torch.Generator().manual_seed(13)
-    x = 0.1 + 0.8 * torch.rand(2, 3, 24, 24, generator=g, dtype=torch.float64)
-    y = torch.rand(2, 3, 24, 24, generator=g, dtype=torch.float64)
-    v = torch.randn(x.shape, generator=g, dtype=torch.float64)
-    v = v / v.norm()
-    xr = x.clone().requires_grad_(True)
-    vsi(xr, y).sum().backward()
-    h = 1e-6
-    fd = (vsi(x + h * v, y).sum() - vsi(x - h * v, y).sum()) / (2 * h)
-    assert float((xr.grad * v).sum()) == pytest.approx(float(fd), rel=1e-4, abs=1e-7)
+    assert_directional_derivative(vsi, 1e-6)
 
 
 @settings(max_examples=5, deadline=None)
