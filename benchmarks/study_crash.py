@@ -42,7 +42,7 @@ def crash_run(study: Path, backend: str, work: Path, participants: int, concurre
         db = srv.create_db("crash")
     ack = work / f"crash-ack-{backend}.csv"
     ack.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "lossarena.cli", "study", "simulate", str(study), "--db", db, "--participants",
+    cmd = [sys.executable, "-m", "lossarena", "study", "simulate", str(study), "--db", db, "--participants",
            str(participants), "--concurrency", str(concurrency), "--seed", str(seed), "--think-ms", str(think_ms),
            "--ack-log", str(ack), "--json"]
     try:

@@ -62,7 +62,7 @@ def start_backend(name: str, work: Path):
 
 
 def sim_cmd(study, db, n, first, concurrency, seed, think_ms, ack, lat) -> list[str]:
-    return [sys.executable, "-m", "lossarena.cli", "study", "simulate", str(study), "--db", db,
+    return [sys.executable, "-m", "lossarena", "study", "simulate", str(study), "--db", db,
             "--participants", str(n), "--first", str(first), "--concurrency", str(concurrency),
             "--seed", str(seed), "--think-ms", str(think_ms), "--ack-log", str(ack), "--latency-log", str(lat),
             "--json"]

@@ -43,7 +43,7 @@ def test_missing_column_and_cli_exit_code(tmp_path, capsys):
     p = _write(tmp_path, "participant,content,condition_a,winner\np,c,a,a\n")
     with pytest.raises(InputError, match="missing column"):
         read_votes(p)
-    from lossarena.cli import main as lossarena_main
+    from lossarena.pipeline.cli import main as lossarena_main
 
     assert lossarena_main(["analysis", "scale", str(p), "--out", str(tmp_path / "s.csv")]) == 2
     assert "missing column" in capsys.readouterr().err

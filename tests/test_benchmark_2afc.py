@@ -7,7 +7,7 @@ import pytest
 from lossarena.benchmark import synthetic, twoafc
 from standin import empty_home  # noqa: F401
 
-from lossarena.cli import main as lossarena_main
+from lossarena.pipeline.cli import main as lossarena_main
 from lossarena.errors import MissingWeightsError, UnknownNameError
 
 

@@ -14,7 +14,7 @@ from lossarena.benchmark import dpis as D
 from lossarena.benchmark import synthetic, twoafc
 from standin import empty_home, standin_home, standin_root  # noqa: F401
 
-from lossarena.cli import main as lossarena_main
+from lossarena.pipeline.cli import main as lossarena_main
 from lossarena.errors import MissingWeightsError
 from lossarena.metrics import get_metric
 

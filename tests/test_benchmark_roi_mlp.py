@@ -11,7 +11,7 @@ from lossarena.benchmark import synthetic, twoafc
 from lossarena.benchmark.predictors import get_predictor, predictor_names
 from standin import empty_home  # noqa: F401
 
-from lossarena.cli import main as lossarena_main
+from lossarena.pipeline.cli import main as lossarena_main
 from lossarena.errors import MissingWeightsError
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lossarena.cli import main as lossarena_main
+from lossarena.pipeline.cli import main as lossarena_main
 from lossarena.metrics import list_metrics
 
 pytest_plugins = ("standin",)

@@ -64,7 +64,7 @@ def test_corruption_truncation_and_wrong_checkpoint(codec):
 
 
 def test_cli_round_trip_and_exit_codes(codec, capsys):
-    from lossarena.cli import main as la_main
+    from lossarena.pipeline.cli import main as la_main
 
     d = session_dir() / "cli"
     d.mkdir(exist_ok=True)

@@ -17,7 +17,7 @@ import pytest
 from conftest import require_service
 from PIL import Image
 
-from lossarena.demo import main as demo_main
+from lossarena.pipeline.demo import main as demo_main
 
 pytestmark = pytest.mark.slow
 

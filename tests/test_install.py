@@ -175,7 +175,7 @@ def test_wheel_build_installs_and_imports(tmp_path):
         target = tmp_path / "target"
         z.extractall(target)  # a pure-Python wheel installs by unpacking (what pip install --target does)
     entry = [n for n in names if n.endswith("entry_points.txt")]
-    assert entry and "lossarena = lossarena.cli:main" in (target / entry[0]).read_text()
+    assert entry and "lossarena = lossarena.pipeline.cli:main" in (target / entry[0]).read_text()
 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(target)

@@ -19,7 +19,7 @@ import pytest
 import torch
 from standin import use_torch_home, write_standins
 
-from lossarena.cli import main as lossarena_main
+from lossarena.pipeline.cli import main as lossarena_main
 from lossarena.errors import MissingWeightsError
 from lossarena.metrics import compute, get_loss, get_metric
 from lossarena.metrics import deep as D

@@ -19,7 +19,7 @@ from lossarena.codecs.bitstream import Bitstream, BitstreamError
 from lossarena.codecs.roi_model import pad_image
 from lossarena.data.images import load_image, save_image
 
-from lossarena.cli import main as lossarena_main
+from lossarena.pipeline.cli import main as lossarena_main
 from lossarena.errors import InputError
 
 TINY = {

@@ -103,7 +103,7 @@ def test_user_mask_size_mismatch():
 def test_saliency_cli(tmp_path, capsys):
     from lossarena.data.images import load_image, save_image
 
-    from lossarena.cli import main as lossarena_main
+    from lossarena.pipeline.cli import main as lossarena_main
 
     x, _ = _scene()
     save_image(x, tmp_path / "in.png")

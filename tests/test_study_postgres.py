@@ -67,7 +67,7 @@ def test_two_replicas_share_one_database(make_study, pg_url, tmp_path):  # noqa:
     open_store(pg_url).dispose()  # schema first, as `serve` does
     logs = [tmp_path / "ack1.csv", tmp_path / "ack2.csv"]
     # the same seed: both replicas serve the same 8 participants at the same time
-    procs = [subprocess.Popen([sys.executable, "-m", "lossarena.cli", "study", "simulate", str(cfg.dir),
+    procs = [subprocess.Popen([sys.executable, "-m", "lossarena", "study", "simulate", str(cfg.dir),
                                "--db", pg_url, "--participants", "8", "--concurrency", "8", "--seed", "7",
                                "--ack-log", str(log), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for log in logs]

@@ -63,8 +63,8 @@ def _log(msg: str) -> None:
 
 
 def stage_images(ctx: Ctx, d: Path) -> dict:
-    from .data.demo_images import demo_images
-    from .data.images import list_images
+    from lossarena.data.demo_images import demo_images
+    from lossarena.data.images import list_images
 
     if ctx.images_dir is not None:
         files, label = list_images(ctx.images_dir)[: ctx.n_images], f"user folder {ctx.images_dir}"
@@ -89,11 +89,11 @@ def stage_metrics(ctx: Ctx, d: Path) -> dict:
 
     import pandas as pd
     import torch
+    from lossarena.data.images import load_image
     from PIL import Image
     from tqdm import tqdm
 
-    from .data.images import load_image
-    from .metrics import list_metrics, weights_present
+    from lossarena.metrics import list_metrics, weights_present
 
     images = sorted((ctx.out / "images").glob("*.png"))
     specs = [s for s in list_metrics() if weights_present(s)]
@@ -135,7 +135,7 @@ def stage_metrics(ctx: Ctx, d: Path) -> dict:
 
 
 def _zoo_config(ctx: Ctx) -> dict:
-    from .codecs.zoo import load_config
+    from lossarena.codecs.zoo import load_config
 
     if ctx.scale == "paper":
         return load_config("zoo-paper")
@@ -152,12 +152,11 @@ def _img(path: str, alt: str) -> str:
 
 def stage_zoo(ctx: Ctx, d: Path) -> dict:
     import pandas as pd
-
-    from .codecs.bdrate import bd_metric, bd_rate
-    from .codecs.evaluate import evaluate as evaluate_codecs
-    from .codecs.evaluate import summarize
-    from .codecs.rd import plot_rd
-    from .codecs.zoo import train_zoo
+    from lossarena.codecs.bdrate import bd_metric, bd_rate
+    from lossarena.codecs.evaluate import evaluate as evaluate_codecs
+    from lossarena.codecs.evaluate import summarize
+    from lossarena.codecs.rd import plot_rd
+    from lossarena.codecs.zoo import train_zoo
 
     images = ctx.out / "images"
     res = train_zoo(_zoo_config(ctx), d, data=images)
@@ -206,8 +205,8 @@ def stage_zoo(ctx: Ctx, d: Path) -> dict:
 
 
 def stage_roi(ctx: Ctx, d: Path) -> dict:
-    from .codecs.roi_codec import evaluate_roi
-    from .codecs.roi_train import load_config, train_roi
+    from lossarena.codecs.roi_codec import evaluate_roi
+    from lossarena.codecs.roi_train import load_config, train_roi
 
     images = ctx.out / "images"
     cfg = load_config("roi-paper" if ctx.scale == "paper" else "roi-demo")
@@ -250,8 +249,7 @@ def _targets(ctx: Ctx) -> list[float]:
 
 def stage_stimuli(ctx: Ctx, d: Path) -> dict:
     import pandas as pd
-
-    from .codecs.match import match_rates
+    from lossarena.codecs.match import match_rates
 
     targets = _targets(ctx)
     anchors = ("jpeg", "jpeg2000") if ctx.scale == "small" else ("jpeg", "jpeg2000", "jpegxl", "avif")
@@ -273,7 +271,7 @@ def stage_stimuli(ctx: Ctx, d: Path) -> dict:
 
 
 def stage_study(ctx: Ctx, d: Path) -> dict:
-    from .study_app import build_study, export_votes, serve_command_string, simulate
+    from lossarena.study_app import build_study, export_votes, serve_command_string, simulate
 
     participants = {"small": 8, "demo": 40, "paper": 120}[ctx.scale]
     build_study(ctx.out / "stimuli", d, sessions=1 if ctx.scale != "paper" else 3,
@@ -299,7 +297,7 @@ def stage_study(ctx: Ctx, d: Path) -> dict:
 
 
 def stage_analysis(ctx: Ctx, d: Path) -> dict:
-    from .analysis.report import build_report
+    from lossarena.analysis.report import build_report
 
     index = build_report(ctx.out / "study" / "votes.csv", d, title="demo study",
                          bootstrap=50 if ctx.scale == "small" else 200, seed=ctx.seed)
@@ -321,8 +319,8 @@ def stage_analysis(ctx: Ctx, d: Path) -> dict:
 
 
 def stage_benchmark(ctx: Ctx, d: Path) -> dict:
-    from .benchmark.twoafc import run_2afc
-    from .data.triplets import votes_to_triplets
+    from lossarena.benchmark.twoafc import run_2afc
+    from lossarena.data.triplets import votes_to_triplets
 
     d.mkdir(parents=True, exist_ok=True)
     stim = ctx.out / "stimuli"

@@ -10,18 +10,18 @@ from __future__ import annotations
 import importlib
 import sys
 
-from .errors import LossarenaError, did_you_mean
+from lossarena.errors import LossarenaError, did_you_mean
 
 # name -> (module with main(argv), one-line help)
 TOOLS: dict[str, tuple[str, str]] = {
     "metrics": ("lossarena.metrics.cli", "score image pairs with the metric registry; list metrics"),
     "weights": ("lossarena.weights_cli", "status/download of the ImageNet backbones for LPIPS, DISTS, DPIS"),
     "codecs": ("lossarena.codecs.cli", "train, fine-tune, compress, evaluate, rate-match the codec zoo; RD, BD-rate"),
-    "roi": ("lossarena.codecs.roi_cli", "the saliency-guided variable-rate ROI codec"),
+    "roi": ("lossarena.codecs.roi.cli", "the saliency-guided variable-rate ROI codec"),
     "study": ("lossarena.study_app.cli", "build, serve, simulate and export a pairwise-comparison study"),
     "analysis": ("lossarena.analysis.cli", "outliers, preference matrices, JOD / Bradley-Terry scaling, reports"),
     "benchmark": ("lossarena.benchmark.cli", "2AFC accuracy of metrics against human judgments; DPIS, ROI-MLP"),
-    "demo": ("lossarena.demo", "the whole pipeline end to end into demo-output/index.html"),
+    "demo": ("lossarena.pipeline.demo", "the whole pipeline end to end into demo-output/index.html"),
 }
 
 
