@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# ruff, then the layer contract (import-linter) and the type checker (mypy) on the installed layout.
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(PY) tools/lint.py
 
 test: venv lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
