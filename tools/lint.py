@@ -53,7 +53,7 @@ def run(tool: str, tree: Path) -> int:
     env = dict(os.environ, PYTHONPATH=str(tree), MYPYPATH=str(tree))
     bindir = Path(sys.executable).parent
     if tool == "imports":
-        cmd = [str(bindir / "lint-imports"), "--config", str(ROOT / "pyproject.toml"), "--no-cache"]
+        cmd = [str(bindir / "lint-imports"), str(ROOT / "pyproject.toml"), "--no-cache"]
     else:
         cmd = [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml")]
         for pkg in TYPED:
