@@ -12,12 +12,12 @@ For each of the two distorted images X ∈ {A, B} against the reference R, four 
   backbone is missing, a **weight-free substitute** is used instead and announced loudly: ``1 − GMS``,
   the gradient-magnitude similarity map of GMSD (Xue et al. 2014, c = 0.0026 on [0, 1] luma);
 * ``D-loss``: the ROI codec's conditional discriminator on X given R (``-log σ(logit)`` per patch,
-  upsampled), via ``lossarena.codecs.roi_codec.discriminator_score`` (``--roi-checkpoint``, a stage-2
+  upsampled), via ``lossarena.codecs.roi.codec.discriminator_score`` (``--roi-checkpoint``, a stage-2
   ROI codec). Without a ROI codec checkpoint the D-loss inputs are **zero** (stated in the
   checkpoint and on stderr).
 
 Inputs: basic ``mean(L)`` and ROI ``mean(L ⊗ RM_2D)``, with ``RM_2D`` from the saliency registry of the
-ROI codec (``lossarena.codecs.roi_saliency``: σ(saliency) smoothed by a 51×51 box, computed on the
+ROI codec (``lossarena.codecs.roi.saliency``: σ(saliency) smoothed by a 51×51 box, computed on the
 reference). The 16-vector is ordered as the seed's Figure 1: ``[A basic ×4, B basic ×4, A ROI ×4,
 B ROI ×4]``; **BASIC** uses the first 8. MLP hidden sizes {192, 64, 64, 32}, ReLU, 2-way output
 (class 0 = A better), cross-entropy against ``(p_a, 1 − p_a)``, Adam; inputs standardised with the
@@ -140,7 +140,7 @@ class LpipsMap:
 
 def find_discriminator_score():
     """The ROI codec's ``discriminator_score(ckpt_or_model, x, x_hat)``, wherever it lives."""
-    for mod in ("lossarena.codecs.roi_codec", "lossarena.codecs.roi_model", "lossarena.codecs.roi_train"):
+    for mod in ("lossarena.codecs.roi.codec", "lossarena.codecs.roi.model", "lossarena.codecs.roi.train"):
         try:
             m = importlib.import_module(mod)
         except ImportError:
@@ -170,7 +170,7 @@ class FeatureExtractor:
         self.lpips_kind = lpips
         self.lpips = LpipsMap() if lpips == "lpips-alex" else None
         self.saliency = saliency
-        from lossarena.codecs.roi_saliency import get_saliency
+        from lossarena.codecs.roi.saliency import get_saliency
 
         self._sal = get_saliency(saliency)
         self.roi_checkpoint = str(Path(roi_checkpoint).resolve()) if roi_checkpoint else None
@@ -187,7 +187,7 @@ class FeatureExtractor:
                 "d_loss": "discriminator" if self._disc else "zero"}
 
     def rm2d(self, ref: torch.Tensor) -> torch.Tensor:
-        from lossarena.codecs.roi_saliency import roi_masks
+        from lossarena.codecs.roi.saliency import roi_masks
 
         return roi_masks(ref, self._sal)["rm2d"]
 

@@ -31,7 +31,7 @@ def kodak(n: int | None = None) -> list[Path]:
 
 def bits(args):
     """Real entropy-coded bits (y and z strings) vs the model's estimate (−Σ log2 likelihoods)."""
-    from lossarena.codecs.roi_codec import get_codec
+    from lossarena.codecs.roi.codec import get_codec
     from lossarena.data.images import load_image
 
     codec = get_codec(args.ckpt)
@@ -60,8 +60,8 @@ def bits(args):
 def speed(args):
     """Encode/decode seconds on one Kodak image: ROI codec vs CompressAI cheng2020-attn (random init)."""
     from compressai.zoo import cheng2020_attn
-    from lossarena.codecs.roi_codec import get_codec
-    from lossarena.codecs.roi_model import ROICodec, pad_image
+    from lossarena.codecs.roi.codec import get_codec
+    from lossarena.codecs.roi.model import RoiNetwork, pad_image
     from lossarena.data.images import load_image
 
     x = load_image(kodak()[0].parent / f"{args.image}.png")
@@ -83,7 +83,7 @@ def speed(args):
     a = codec.model.arch()
     res.append((f"ROI codec, trained demo (N=M={a['M']})", te, td, 8 * len(bs.to_bytes()) / x[0, 0].numel()))
     torch.manual_seed(0)
-    big = ROICodec(192, 192, protected=48, attn_blocks=3).eval()
+    big = RoiNetwork(192, 192, protected=48, attn_blocks=3).eval()
     big.update(force=True)
     rm_lat = torch.nn.functional.avg_pool2d(pad_image(rm), 16, 16)
     (ys, zs, zshape, _), te = timed(lambda: big.compress(xp, rm_lat, 2.5))
@@ -106,7 +106,7 @@ def speed(args):
 
 def rate(args):
     """File size vs rate index: the six trained points and interpolations between them."""
-    from lossarena.codecs.roi_codec import get_codec
+    from lossarena.codecs.roi.codec import get_codec
     from lossarena.data.images import load_image
 
     codec = get_codec(args.ckpt)
@@ -128,9 +128,9 @@ def rate(args):
 
 def alloc(args):
     """At equal total bpp: ROI-PSNR − background-PSNR with ROI latents on (α) vs off (α = ∞), and the
-    latent-domain allocation (:func:`lossarena.codecs.roi_codec.latent_allocation`)."""
-    from lossarena.codecs.roi_codec import get_codec, latent_allocation, weighted_psnr
-    from lossarena.codecs.roi_provider import RoiCondition
+    latent-domain allocation (:func:`lossarena.codecs.roi.codec.latent_allocation`)."""
+    from lossarena.codecs.roi.codec import get_codec, latent_allocation, weighted_psnr
+    from lossarena.codecs.roi.provider import RoiCondition
     from lossarena.data.images import load_image
 
     codec = get_codec(args.ckpt)

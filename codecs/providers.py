@@ -31,7 +31,7 @@ import torch
 from lossarena.errors import InputError
 from lossarena.registry import Registry
 
-PROVIDER_MODULES = ("lossarena.codecs.roi_provider",)
+PROVIDER_MODULES = ("lossarena.codecs.roi.provider",)
 
 
 @dataclasses.dataclass

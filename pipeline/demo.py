@@ -205,8 +205,9 @@ def stage_zoo(ctx: Ctx, d: Path) -> dict:
 
 
 def stage_roi(ctx: Ctx, d: Path) -> dict:
-    from lossarena.codecs.roi_codec import evaluate_roi
-    from lossarena.codecs.roi_train import load_config, train_roi
+    from lossarena.codecs.roi.codec import evaluate_roi
+    from lossarena.codecs.roi.config import load_config
+    from lossarena.codecs.roi.train import train_roi
 
     images = ctx.out / "images"
     cfg = load_config("roi-paper" if ctx.scale == "paper" else "roi-demo")

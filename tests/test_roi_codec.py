@@ -13,13 +13,15 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-from lossarena.codecs import roi_codec as RC
-from lossarena.codecs import roi_train as RT
 from lossarena.codecs.bitstream import Bitstream, BitstreamError
-from lossarena.codecs.roi_model import pad_image
+from lossarena.codecs.roi import checkpoint as CK
+from lossarena.codecs.roi import codec as RC
+from lossarena.codecs.roi import config as CF
+from lossarena.codecs.roi import train as RT
+from lossarena.codecs.roi.model import pad_image
 from lossarena.data.images import load_image, save_image
-
 from lossarena.pipeline.cli import main as lossarena_main
+
 from lossarena.errors import InputError
 
 TINY = {
@@ -59,15 +61,15 @@ def trained(tmp_path_factory):
 
 
 def test_checkpoint_is_self_describing(trained):
-    obj = RT.read_checkpoint(trained["ckpt"])
+    obj = CK.read_checkpoint(trained["ckpt"])
     assert obj["codec"] == "roi" and obj["stage"] == 2 and obj["step"] == 4
     assert obj["arch"] == {"N": 16, "M": 16, "K": 3, "n_rates": 6, "protected": 4, "attn_blocks": 1, "alpha": 1.5}
     assert obj["lambdas"] == [40, 30, 20, 14, 10, 6]
     assert obj["config"]["stage1"]["steps"] == 40 and obj["config"]["saliency"] == "spectral"
     assert "discriminator" in obj and "total" in obj["loss"]
-    model, _ = RT.load_model(trained["ckpt"])  # rebuilt from the file alone
+    model, _ = CK.load_model(trained["ckpt"])  # rebuilt from the file alone
     assert model.n_rates == 6
-    assert "discriminator" not in RT.read_checkpoint(trained["stage1"])
+    assert "discriminator" not in CK.read_checkpoint(trained["stage1"])
 
 
 def test_gmm_round_trip_exact_and_real_bits_match_estimate(trained):
@@ -110,7 +112,7 @@ def test_rate_control_monotone(trained):
 def test_roi_bit_allocation(trained):
     """At equal total bpp, ROI latents on (α = 0.5) move bits into the ROI and make the ROI's latents
     relatively more accurate than α → ∞ (off)."""
-    from lossarena.codecs.roi_provider import RoiCondition
+    from lossarena.codecs.roi.provider import RoiCondition
 
     codec = RC.get_codec(trained["ckpt"])
     x = load_image(trained["img"])
@@ -197,7 +199,7 @@ def test_discriminator_score(trained):
 
 def test_match_provider(trained):
     from lossarena.codecs.providers import get_provider
-    from lossarena.codecs.roi_provider import roi_provider
+    from lossarena.codecs.roi.provider import roi_provider
 
     prov = get_provider("roi")
     assert prov is roi_provider()
@@ -220,19 +222,19 @@ def test_resume_and_config_errors(trained, tmp_path):
     d.mkdir()
     shutil.copy(trained["stage1"], d / "roi_stage1.pt")
     p = RT.train_stage(TINY, d, 1, resume=True, steps=42, data=trained["dir"] / "train", progress=False)
-    assert RT.read_checkpoint(p)["step"] == 42
+    assert CK.read_checkpoint(p)["step"] == 42
     with pytest.raises(InputError, match="train stage 1 first"):
         RT.train_stage(TINY, tmp_path / "empty", 2, progress=False)
     with pytest.raises(InputError, match="unknown field"):
-        RT.load_config({"lamdas": [1]})
+        CF.load_config({"lamdas": [1]})
     with pytest.raises(InputError, match="must decrease"):
-        RT.load_config({"lambdas": [10, 20, 30, 50, 70, 90]})
-    assert RT.load_config("roi-paper")["lambdas"] == [720, 520, 420, 320, 220, 120]
-    assert RT.load_config({"base_rate": 0.3, "lambda_sets": {"0.3": [90, 70, 50, 30, 20, 10]}})["lambdas"][0] == 90
+        CF.load_config({"lambdas": [10, 20, 30, 50, 70, 90]})
+    assert CF.load_config("roi-paper")["lambdas"] == [720, 520, 420, 320, 220, 120]
+    assert CF.load_config({"base_rate": 0.3, "lambda_sets": {"0.3": [90, 70, 50, 30, 20, 10]}})["lambdas"][0] == 90
 
 
 def test_roi_scaling_only_touches_unprotected_channels():
-    from lossarena.codecs.roi_model import roi_scale
+    from lossarena.codecs.roi.model import roi_scale
 
     y = torch.randn(2, 8, 4, 4)
     rm = torch.rand(2, 1, 4, 4)

@@ -7,7 +7,7 @@ import math
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lossarena.codecs.roi_gmm import PRECISION, build_cdfs, gmm_likelihood, table_bits
+from lossarena.codecs.roi.gmm import PRECISION, build_cdfs, gmm_likelihood, table_bits
 
 
 def _mixture(n, C, K=3, seed=0, spread=3.0, smax=6.0):

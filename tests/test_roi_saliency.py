@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from lossarena.codecs import roi_saliency as S
+from lossarena.codecs.roi import saliency as S
 
 from lossarena.errors import InputError, MissingWeightsError, UnknownNameError
 
@@ -102,7 +102,6 @@ def test_user_mask_size_mismatch():
 
 def test_saliency_cli(tmp_path, capsys):
     from lossarena.data.images import load_image, save_image
-
     from lossarena.pipeline.cli import main as lossarena_main
 
     x, _ = _scene()

@@ -17,9 +17,10 @@ import torch.nn.functional as F
 
 from lossarena.errors import InputError
 
-from .bitstream import Bitstream, BitstreamError, file_hash
-from .roi_model import PAD_MULTIPLE, pad_image
-from .roi_train import load_discriminator, load_model, read_checkpoint, rm2d_for
+from ..bitstream import Bitstream, BitstreamError, file_hash
+from .checkpoint import load_discriminator, load_model, read_checkpoint
+from .model import PAD_MULTIPLE, pad_image
+from .saliency import rm2d_for
 
 CODEC_ID = "roi"
 

@@ -26,7 +26,6 @@ patches (seeded by seed, step, rank); gradients are averaged with ``all_reduce``
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -38,144 +37,11 @@ import torch.nn.functional as F
 
 from lossarena.errors import InputError
 
-from .model import atomic_save, load_checkpoint_dict
-from .roi_model import Discriminator, ROICodec
-from .roi_saliency import rm_2d, roi_masks, saliency_from_spec
-
-CKPT_FORMAT = "lossarena-roi-codec"
-CKPT_VERSION = 1
-
-DEFAULTS = {
-    "name": "roi",
-    "model": {"N": 192, "M": 192, "K": 3, "n_rates": 6, "protected": 48, "attn_blocks": 3},
-    "alpha": 1.5,
-    "alpha_train": {"min": 0.5, "max": 8.0, "p_off": 0.1},
-    "lambdas": [720, 520, 420, 320, 220, 120],
-    "lambda_sets": {},
-    "base_rate": None,
-    "distortion": {"mse_scale": 65025.0, "bg_weight": 300.0, "lambda_p": 0.5, "perceptual": "lpips-alex"},
-    "saliency": "spectral",
-    "data": "kodak24",
-    "patch": 256,
-    "batch": 8,
-    "lr": 1e-4,
-    "aux_lr": 1e-3,
-    "seed": 0,
-    "threads": 0,
-    "clip": 1.0,
-    "rate_warmup": 0,
-    "stage1": {"steps": 1000000},
-    "stage2": {"steps": 1000000, "gan_weight": 1.0, "d_lr": 1e-4, "d_width": 64},
-    "ckpt_every": 0,
-}
-
-
-# ------------------------------------------------------------------------------------------ config
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in (over or {}).items():
-        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
-
-
-def load_config(config) -> dict:
-    """A config dict (defaults filled in) from a dict, a YAML path, or a packaged name (``roi-demo``)."""
-    import yaml
-
-    if isinstance(config, dict):
-        cfg = config
-    else:
-        p = Path(str(config))
-        if not p.is_file():
-            pkg = Path(__file__).parent / "configs" / f"{Path(str(config)).stem}.yaml"
-            if pkg.is_file():
-                p = pkg
-            else:
-                raise InputError(f"{config}: no such config file (packaged: roi-demo, roi-paper)")
-        try:
-            cfg = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise InputError(f"{p}: not valid YAML ({e})") from None
-        if not isinstance(cfg, dict):
-            raise InputError(f"{p}: expected a mapping at the top level")
-    unknown = set(cfg) - set(DEFAULTS)
-    if unknown:
-        raise InputError(f"roi config: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
-    cfg = _merge(DEFAULTS, cfg)
-    if cfg.get("base_rate") is not None:
-        key = f"{float(cfg['base_rate']):g}"
-        sets = {f"{float(k):g}": v for k, v in (cfg.get("lambda_sets") or {}).items()}
-        if key not in sets:
-            raise InputError(f"roi config: base_rate {key} has no entry in lambda_sets ({', '.join(sets)})")
-        cfg["lambdas"] = list(sets[key])
-    n = int(cfg["model"]["n_rates"])
-    if len(cfg["lambdas"]) != n:
-        raise InputError(f"roi config: field 'lambdas' has {len(cfg['lambdas'])} values, model.n_rates is {n}")
-    lam = [float(v) for v in cfg["lambdas"]]
-    if any(b >= a for a, b in zip(lam, lam[1:])):
-        raise InputError("roi config: field 'lambdas' must decrease with the rate index (λ weights the rate; "
-                         "index 0 = lowest rate = largest λ)")
-    return cfg
-
-
-# ------------------------------------------------------------------------------------------ checkpoints
-def build_model(cfg: dict) -> ROICodec:
-    m = cfg["model"]
-    return ROICodec(N=int(m["N"]), M=int(m["M"]), K=int(m["K"]), n_rates=int(m["n_rates"]),
-                    protected=int(m["protected"]), attn_blocks=int(m["attn_blocks"]), alpha=float(cfg["alpha"]))
-
-
-def _ready_state(model: ROICodec) -> dict:
-    import copy
-
-    m = copy.deepcopy(model).cpu().eval()
-    m.update(force=True)
-    return {k: v.detach().clone() for k, v in m.state_dict().items()}
-
-
-def save_checkpoint(path, model, cfg, *, stage, step, disc=None, train_state=None, extra=None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    obj = {
-        "format": CKPT_FORMAT, "version": CKPT_VERSION, "codec": "roi",
-        "config": cfg, "arch": model.arch(), "stage": int(stage), "step": int(step),
-        "lambdas": [float(v) for v in cfg["lambdas"]],
-        "loss": {"d_roi": "255^2 * mean(RM_2D * (x - x_hat)^2)",
-                 "d_bg": "1 - SSIM(xt, x) + lambda_p * d_P(xt, x), xt = RM*x + (1-RM)*x_hat",
-                 "rate": "bpp of y and z", "total": "d_roi + bg_weight * d_bg + lambda_s * bpp (+ gan)",
-                 **(extra or {})},
-        "state_dict": _ready_state(model),
-    }
-    if disc is not None:
-        obj["discriminator"] = {"width": disc.width, "state_dict": {k: v.detach().cpu().clone()
-                                                                     for k, v in disc.state_dict().items()}}
-    if train_state is not None:
-        obj["train_state"] = train_state
-    return atomic_save(obj, path)
-
-
-def read_checkpoint(path) -> dict:
-    return load_checkpoint_dict(path, CKPT_FORMAT, CKPT_VERSION, "ROI codec")
-
-
-def load_model(path_or_obj, device="cpu") -> tuple[ROICodec, dict]:
-    obj = read_checkpoint(path_or_obj) if not isinstance(path_or_obj, dict) else path_or_obj
-    a = obj["arch"]
-    model = ROICodec(N=a["N"], M=a["M"], K=a["K"], n_rates=a["n_rates"], protected=a["protected"],
-                     attn_blocks=a["attn_blocks"], alpha=a["alpha"])
-    try:
-        model.load_state_dict(obj["state_dict"])
-    except (RuntimeError, KeyError) as e:
-        raise InputError(f"ROI checkpoint weights do not match its architecture ({e})") from None
-    return model.to(device).eval(), obj
-
-
-def load_discriminator(obj: dict, device="cpu") -> Discriminator:
-    if "discriminator" not in obj:
-        raise InputError("this ROI checkpoint has no discriminator (train stage 2 first)")
-    d = Discriminator(obj["arch"]["M"], width=int(obj["discriminator"]["width"]))
-    d.load_state_dict(obj["discriminator"]["state_dict"])
-    return d.to(device).eval()
+from .checkpoint import build_model, load_model, read_checkpoint, save_checkpoint
+from .config import load_config
+from .losses import bits_per_image, make_bg_losses, roi_distortion, sample_alpha
+from .model import Discriminator
+from .saliency import roi_masks, saliency_from_spec
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -227,100 +93,6 @@ def training_images(data) -> list[Path]:
 
         return list(demo_images(24)[0])
     return list_images(data)
-
-
-# ------------------------------------------------------------------------------------------ losses
-_WARNED: set[str] = set()
-
-
-def _warn_once(key: str, msg: str) -> None:
-    if key not in _WARNED:
-        _WARNED.add(key)
-        warnings.warn(msg, stacklevel=3)
-
-
-def _st_clamp(x):
-    return x + (x.clamp(0, 1) - x).detach()
-
-
-def msssim_scales_for(size: int, max_scales: int = 5) -> int:
-    s = 1
-    while s < max_scales and 11 * 2 ** s <= size:
-        s += 1
-    return s
-
-
-class _PiqSSIM(torch.nn.Module):
-    def forward(self, x_hat, x):
-        import piq
-
-        return 1.0 - piq.ssim(_st_clamp(x_hat), x, data_range=1.0, downsample=False, reduction="mean")
-
-
-class _PiqMSSSIM(torch.nn.Module):
-    def __init__(self, size: int):
-        super().__init__()
-        w = torch.tensor([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])[: msssim_scales_for(size)]
-        self.register_buffer("w", w / w.sum())
-
-    def forward(self, x_hat, x):
-        import piq
-
-        return 1.0 - piq.multi_scale_ssim(_st_clamp(x_hat), x, data_range=1.0, scale_weights=self.w,
-                                          reduction="mean")
-
-
-def _registered(name: str):
-    from lossarena.metrics import metric_names
-
-    return name in metric_names()
-
-
-def make_bg_losses(perceptual: str, patch: int):
-    """``(ssim_loss, perceptual_loss, perceptual_name)``, each ``(x_hat, x) -> scalar``, lower better."""
-    from lossarena.metrics import get_loss, get_metric, weights_present
-
-    ssim = get_loss("ssim") if _registered("ssim") else _PiqSSIM()
-    name = perceptual
-    if perceptual and _registered(perceptual):
-        spec = get_metric(perceptual)
-        if weights_present(spec) and spec.min_size <= patch:
-            return ssim, get_loss(perceptual), spec.name
-        why = f"its backbone ({', '.join(spec.needs_weights)}) is missing" if not weights_present(spec) \
-            else f"it needs ≥ {spec.min_size} px"
-    else:
-        why = "it is not registered"
-    if _registered("ms-ssim") and get_metric("ms-ssim").min_size <= patch:
-        fb, fname = get_loss("ms-ssim"), "ms-ssim"
-    else:
-        fb, fname = _PiqMSSSIM(patch), f"ms-ssim(piq, {msssim_scales_for(patch)} scales)"
-    _warn_once("bg-perceptual", f"ROI codec: background perceptual term '{name}' unavailable ({why}); using the "
-                                f"weight-free 1 - {fname} instead (install the backbone with "
-                                "`lossarena weights download` for LPIPS)")
-    return ssim, fb, fname
-
-
-def roi_distortion(x_hat, x, rm, ssim_loss, perc_loss, dcfg) -> dict:
-    d_roi = float(dcfg["mse_scale"]) * (rm * (x_hat - x) ** 2).mean()
-    xt = rm * x + (1 - rm) * x_hat
-    d_ssim = ssim_loss(xt, x)
-    d_p = perc_loss(xt, x)
-    d_bg = d_ssim + float(dcfg["lambda_p"]) * d_p
-    return {"d_roi": d_roi, "d_bg": d_bg, "D": d_roi + float(dcfg["bg_weight"]) * d_bg}
-
-
-def bits_per_image(likelihoods: dict) -> torch.Tensor:
-    return sum((-torch.log2(v)).flatten(1).sum(1) for v in likelihoods.values())
-
-
-def sample_alpha(rng: np.random.Generator, n: int, acfg: dict, default: float) -> torch.Tensor:
-    if not acfg:
-        return torch.full((n,), float(default))
-    lo, hi = math.log(float(acfg["min"])), math.log(float(acfg["max"]))
-    a = np.exp(rng.uniform(lo, hi, n))
-    off = rng.random(n) < float(acfg.get("p_off", 0.0))
-    a[off] = np.inf
-    return torch.tensor(a, dtype=torch.float32)
 
 
 # ------------------------------------------------------------------------------------------ distributed
@@ -535,10 +307,3 @@ def train_roi(config, out_dir, *, stages=(1, 2), data=None, resume: bool = False
     return final
 
 
-def rm2d_for(x: torch.Tensor, saliency=None, names=None, mask_path=None) -> torch.Tensor:
-    """RM_2D for an image batch from a saliency spec, or from a user mask file (read as Mask_2D)."""
-    from .roi_saliency import load_mask_file
-
-    if mask_path is not None:
-        return rm_2d(load_mask_file(mask_path, tuple(x.shape[-2:])).to(x.device))
-    return roi_masks(x, saliency, names=names)["rm2d"]

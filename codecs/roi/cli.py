@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if args.cmd == "train":
-        from .roi_train import train_roi, train_stage
+        from .train import train_roi, train_stage
 
         if args.stage is None:
             path = train_roi(args.config, args.out, data=args.data, resume=args.resume, progress=not args.quiet,
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"checkpoint: {path}")
         return 0
     if args.cmd == "compress":
-        from .roi_codec import compress
+        from .codec import compress
 
         torch.set_num_threads(1)
         r = compress(args.ckpt, args.input, args.output, args.rate_index, mask=args.mask, alpha=args.alpha)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['seconds']:.2f} s")
         return 0
     if args.cmd == "decompress":
-        from .roi_codec import decompress
+        from .codec import decompress
 
         torch.set_num_threads(1)
         r = decompress(args.ckpt, args.input, args.output)
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "evaluate":
         from pathlib import Path
 
-        from .roi_codec import evaluate_roi
+        from .codec import evaluate_roi
 
         torch.set_num_threads(1)
         out = evaluate_roi(args.ckpt, args.data, args.out, rate_indices=args.rate_index, alpha=args.alpha,
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "saliency":
         from lossarena.data.images import load_image, save_image
 
-        from .roi_saliency import roi_masks
+        from .saliency import roi_masks
 
         x = load_image(args.input)
         m = roi_masks(x, args.model, names=[args.input])

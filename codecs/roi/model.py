@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .roi_gmm import build_cdfs, gmm_likelihood, split_params
+from .gmm import build_cdfs, gmm_likelihood, split_params
 
 PAD_MULTIPLE = 64
 KERNEL = 5  # context model kernel
@@ -119,7 +119,7 @@ def roi_scale(y: torch.Tensor, rm_latent: torch.Tensor | None, alpha, protected:
     return torch.cat([y[:, :protected], y[:, protected:] * factor], dim=1)
 
 
-class ROICodec(nn.Module):
+class RoiNetwork(nn.Module):
     """Main autoencoder + hyperprior + context model + GMM, with gain units (see the module docstring)."""
 
     def __init__(self, N: int = 192, M: int = 192, K: int = 3, n_rates: int = 6, protected: int = 48,

@@ -276,3 +276,10 @@ def roi_masks(x: torch.Tensor, provider: SaliencyProvider | str | None = None, n
     mask2d = mask2d.to(x.device, x.dtype)
     rm = rm_2d(mask2d, k)
     return {"mask2d": mask2d, "rm2d": rm, "rm_latent": rm_latent(rm)}
+
+
+def rm2d_for(x: torch.Tensor, saliency=None, names=None, mask_path=None) -> torch.Tensor:
+    """RM_2D for an image batch from a saliency spec, or from a user mask file (read as Mask_2D)."""
+    if mask_path is not None:
+        return rm_2d(load_mask_file(mask_path, tuple(x.shape[-2:])).to(x.device))
+    return roi_masks(x, saliency, names=names)["rm2d"]

@@ -16,7 +16,7 @@ import torch
 
 from lossarena.errors import InputError
 
-from .providers import CODECS, Condition, Encoded
+from ..providers import CODECS, Condition, Encoded
 
 
 def find_checkpoint(zoo=None, roi_checkpoint=None) -> Path:
@@ -40,7 +40,7 @@ def find_checkpoint(zoo=None, roi_checkpoint=None) -> Path:
 
 class RoiCondition(Condition):
     def __init__(self, ckpt, device: str = "cpu", alpha=None, iterations: int = 12, name: str = "roi"):
-        from .roi_codec import get_codec
+        from .codec import get_codec
 
         self.name = name
         self.codec = get_codec(ckpt, device)
