@@ -4,9 +4,13 @@ Columns (``votes.csv``)::
 
     participant,content,condition_a,condition_b,winner[,group,response_time_ms,timestamp,...]
 
-``winner`` is the name of the chosen condition (it must equal ``condition_a`` or ``condition_b``) or
-``tie``. A tie counts one half for each condition everywhere (winning frequencies, count matrices,
-Thurstone and Bradley-Terry fits). Extra columns are kept as they are.
+The columns, their types and the tie rule are defined once in :mod:`lossarena.data.schemas`
+(:data:`~lossarena.data.schemas.VOTES`). ``winner`` is the name of the chosen condition (it must equal
+``condition_a`` or ``condition_b``) or a tie: ``tie`` in any letter case, normalised to ``tie``; no
+condition may be called ``tie``. A tie counts one half for each condition everywhere (winning
+frequencies, count matrices, Thurstone and Bradley-Terry fits). The optional ``count`` column says how
+many identical judgments a row stands for (default 1; count matrices are read that way, so the
+analysis works from counts and never expands them into one row per vote). Extra columns are kept.
 
 Duplicate votes -- the same participant judging the same unordered pair of the same content (and
 group) more than once -- are reported by :func:`find_duplicates` and handled by a policy:
@@ -26,82 +30,138 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lossarena.data.schemas import (
+    LINE,
+    TIE,
+    VOTES,
+    SchemaError,
+    limit,
+    read_table,
+    show,
+    tie_mask,
+    write_table,
+)
 
 from lossarena.errors import InputError
 
-REQUIRED = ("participant", "content", "condition_a", "condition_b", "winner")
-OPTIONAL = ("group", "response_time_ms", "timestamp")
-TIE = "tie"
+REQUIRED = VOTES.required
+OPTIONAL = VOTES.optional
 DUPLICATE_POLICIES = ("keep-all", "keep-first", "keep-last", "error")
+__all__ = ["TIE", "REQUIRED", "OPTIONAL", "DUPLICATE_POLICIES", "validate_votes", "read_votes", "prepare_votes",
+           "ensure_votes", "write_votes", "encode_votes", "EncodedVotes", "find_duplicates", "vote_weights",
+           "n_judgments"]
 
-# Row offset between a DataFrame index (0-based) and the line number in a CSV with one header line.
+# Row offset between a DataFrame position (0-based) and the line number in a CSV with one header line.
 _LINE_OFFSET = 2
 
 
 def _line_of(df: pd.DataFrame, idx) -> int:
-    if "_line" in df.columns:
-        return int(df.loc[idx, "_line"])
+    if LINE in df.columns:
+        return int(df.loc[idx, LINE])
     return int(idx) + _LINE_OFFSET
 
 
-def validate_votes(df: pd.DataFrame, source: str = "<votes>") -> pd.DataFrame:
-    """Check the canonical columns and every row; return a cleaned copy (strings, stripped).
+def _fail(df: pd.DataFrame, idx, source: str, field: str, msg: str) -> SchemaError:
+    return SchemaError(source, msg, line=_line_of(df, idx), field=field)
 
-    Raises InputError naming ``source`` and the offending CSV line (header = line 1).
+
+def validate_votes(df: pd.DataFrame, source: str = "<votes>") -> pd.DataFrame:
+    """Check the canonical columns and every row; return a cleaned copy.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Votes with at least the :data:`REQUIRED` columns (from :func:`read_votes`, a reader of
+        :mod:`.readers` or built in memory).
+    source : str
+        How messages name the input.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Text columns as stripped ``str``, ``winner`` ties normalised to ``tie``, ``count`` as int64
+        (when present; empty = 1), ``response_time_ms`` as float, and the ``_line`` bookkeeping column.
+
+    Raises
+    ------
+    SchemaError
+        Naming ``source``, the CSV line (header = line 1) and the field.
     """
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise InputError(
-            f"{source}: missing column(s) {', '.join(missing)}; votes need {','.join(REQUIRED)}"
-            f" (found: {','.join(map(str, df.columns))})"
+        raise SchemaError(
+            source, f"missing column(s) {', '.join(missing)}; votes need {','.join(REQUIRED)}"
+            f" (found: {show(','.join(map(str, df.columns)), 120)})", line=1,
         )
     out = df.copy()
-    if "_line" not in out.columns:
-        out["_line"] = np.arange(len(out)) + _LINE_OFFSET
+    if LINE not in out.columns:
+        out[LINE] = np.arange(len(out)) + _LINE_OFFSET
     for c in REQUIRED + tuple(c for c in ("group",) if c in out.columns):
         col = out[c]
-        bad = col.isna()
         if c == "group":
             out[c] = col.fillna("").astype(str).str.strip()
             continue
+        bad = col.isna()
         if bad.any():
-            i = bad.idxmax()
-            raise InputError(f"{source}: line {_line_of(out, i)}: empty field '{c}'")
+            raise _fail(out, bad.idxmax(), source, c, "empty value")
         out[c] = col.astype(str).str.strip()
         empty = out[c] == ""
         if empty.any():
-            i = empty.idxmax()
-            raise InputError(f"{source}: line {_line_of(out, i)}: empty field '{c}'")
+            raise _fail(out, empty.idxmax(), source, c, "empty value")
     same = out["condition_a"] == out["condition_b"]
     if same.any():
         i = same.idxmax()
-        raise InputError(
-            f"{source}: line {_line_of(out, i)}: condition_a and condition_b are both "
-            f"'{out.loc[i, 'condition_a']}' (a pair needs two different conditions)"
-        )
+        raise _fail(out, i, source, "condition_b", f"both conditions are '{show(out.loc[i, 'condition_a'])}' "
+                    "(a pair needs two different conditions)")
     for c in ("condition_a", "condition_b"):
-        t = out[c] == TIE
+        t = tie_mask(out[c])
         if t.any():
-            i = t.idxmax()
-            raise InputError(f"{source}: line {_line_of(out, i)}: field '{c}': '{TIE}' is reserved for ties")
-    ok = (out["winner"] == out["condition_a"]) | (out["winner"] == out["condition_b"]) | (out["winner"] == TIE)
+            i = out.index[int(np.flatnonzero(t)[0])]
+            raise _fail(out, i, source, c, f"'{show(out.loc[i, c])}' is reserved for ties (in any letter case)")
+    tie = tie_mask(out["winner"])
+    if tie.any():
+        out.loc[tie, "winner"] = TIE
+    ok = (out["winner"] == out["condition_a"]) | (out["winner"] == out["condition_b"]) | tie
     if not ok.all():
         i = (~ok).idxmax()
-        raise InputError(
-            f"{source}: line {_line_of(out, i)}: field 'winner' is '{out.loc[i, 'winner']}', expected "
-            f"'{out.loc[i, 'condition_a']}', '{out.loc[i, 'condition_b']}' or '{TIE}'"
-        )
-    if "response_time_ms" in out.columns:
-        rt = pd.to_numeric(out["response_time_ms"], errors="coerce")
-        bad = rt.isna() & out["response_time_ms"].notna() & (out["response_time_ms"].astype(str).str.strip() != "")
+        raise _fail(out, i, source, "winner", f"'{show(out.loc[i, 'winner'])}', expected "
+                    f"'{show(out.loc[i, 'condition_a'])}', '{show(out.loc[i, 'condition_b'])}' or '{TIE}'")
+    for c in ("response_time_ms", "count"):
+        if c not in out.columns:
+            continue
+        raw = out[c]
+        blank = raw.isna() | (raw.astype(str).str.strip() == "")
+        num = pd.to_numeric(raw.where(~blank, None), errors="coerce").astype(float)
+        bad = (num.isna() & ~blank) | np.isinf(num)
         if bad.any():
             i = bad.idxmax()
-            raise InputError(
-                f"{source}: line {_line_of(out, i)}: field 'response_time_ms' is not a number: "
-                f"'{out.loc[i, 'response_time_ms']}'"
-            )
-        out["response_time_ms"] = rt
+            raise _fail(out, i, source, c, f"expected a finite number, got '{show(raw.loc[i])}'")
+        if c == "count":
+            cap = limit("count")
+            bad = ~blank & ((num < 1) | (num != np.floor(num)) | (num > cap))
+            if bad.any():
+                i = bad.idxmax()
+                raise _fail(out, i, source, c, f"expected an integer from 1 to {cap} (LOSSARENA_MAX_COUNT), "
+                            f"got '{show(raw.loc[i])}'")
+            out[c] = num.fillna(1).astype(np.int64)
+        else:
+            if (num < 0).any():
+                i = (num < 0).idxmax()
+                raise _fail(out, i, source, c, f"expected a non-negative number, got '{show(raw.loc[i])}'")
+            out[c] = num
     return out
+
+
+def vote_weights(df: pd.DataFrame) -> np.ndarray:
+    """The number of judgments each row stands for (the ``count`` column, else 1), as float."""
+    if "count" in df.columns:
+        return df["count"].to_numpy(dtype=float)
+    return np.ones(len(df))
+
+
+def n_judgments(df: pd.DataFrame) -> int:
+    """The number of judgments in a votes frame (rows weighted by ``count``)."""
+    return int(round(vote_weights(df).sum()))
 
 
 @dataclass(eq=False)
@@ -159,34 +219,47 @@ def apply_duplicate_policy(df: pd.DataFrame, policy: str = "keep-all", source: s
         return df
     d = _with_pair(df)
     keys = _pair_keys(d)
-    dup = d.duplicated(keys, keep="first" if policy != "keep-last" else "last")
+    dup = d.duplicated(keys, keep="first" if policy != "keep-last" else "last").to_numpy()
+    multi = vote_weights(df) > 1  # a row standing for several judgments repeats itself
     if policy == "error":
-        if dup.any():
-            i = dup.idxmax()
-            raise InputError(
-                f"{source}: line {_line_of(df, i)}: duplicate vote: participant '{df.loc[i, 'participant']}' "
-                f"already judged {df.loc[i, 'condition_a']} vs {df.loc[i, 'condition_b']} on content "
-                f"'{df.loc[i, 'content']}' (use --duplicates keep-all/keep-first/keep-last)"
-            )
+        bad = dup | multi
+        if bad.any():
+            i = df.index[int(np.flatnonzero(bad)[0])]
+            raise _fail(df, i, source, "participant",
+                        f"duplicate vote: participant '{show(df.loc[i, 'participant'])}' already judged "
+                        f"{show(df.loc[i, 'condition_a'])} vs {show(df.loc[i, 'condition_b'])} on content "
+                        f"'{show(df.loc[i, 'content'])}' (use --duplicates keep-all/keep-first/keep-last)")
         return df
-    return df.loc[~dup.to_numpy()]
+    out = df.loc[~dup]
+    if multi.any():
+        out = out.copy()
+        out["count"] = 1
+    return out
 
 
 def read_votes(path, duplicates: str = "keep-all") -> pd.DataFrame:
     """Read a canonical votes CSV; validate every row; apply the duplicate policy.
 
-    The returned frame carries ``attrs['duplicates']`` (a :class:`DuplicateReport`) and
-    ``attrs['source']``; a hidden ``_line`` column keeps each row's CSV line for error messages.
+    Parameters
+    ----------
+    path : str or Path
+        The ``votes.csv`` file (see :data:`lossarena.data.schemas.VOTES`).
+    duplicates : str
+        One of :data:`DUPLICATE_POLICIES`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Validated votes (see :func:`validate_votes`) with ``attrs['duplicates']`` (a
+        :class:`DuplicateReport`) and ``attrs['source']``; the ``_line`` column keeps each row's line.
+
+    Raises
+    ------
+    SchemaError
+        Malformed file (exit code 2), naming the file, line and field; a header-only file is an error.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such votes file")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot parse as CSV: {e}") from e
-    except pd.errors.EmptyDataError as e:
-        raise InputError(f"{path}: empty file") from e
+    df = read_table(path, VOTES)
     return prepare_votes(df, source=str(path), duplicates=duplicates)
 
 
@@ -201,24 +274,21 @@ def prepare_votes(df: pd.DataFrame, source: str = "<votes>", duplicates: str = "
 
 
 def ensure_votes(votes, duplicates: str = "keep-all") -> pd.DataFrame:
-    """Accept a path or a DataFrame (validated if it has no ``_line`` column yet)."""
+    """Accept a path or a DataFrame (validated unless it has the ``_line`` column, which only
+    :func:`prepare_votes` and the readers add: files cannot name a column ``_line``)."""
     if isinstance(votes, (str, Path)):
         return read_votes(votes, duplicates=duplicates)
     if isinstance(votes, pd.DataFrame):
-        if "_line" in votes.columns and duplicates == "keep-all":
+        if LINE in votes.columns and duplicates == "keep-all":
             return votes
         return prepare_votes(votes, duplicates=duplicates)
     raise InputError(f"votes must be a path or a pandas DataFrame, not {type(votes).__name__}")
 
 
 def write_votes(df: pd.DataFrame, path) -> Path:
-    """Write the canonical CSV (required columns first, then optional, then any extras)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cols = list(REQUIRED) + [c for c in OPTIONAL if c in df.columns]
-    cols += [c for c in df.columns if c not in cols and not str(c).startswith("_")]
-    df[cols].to_csv(path, index=False)
-    return path
+    """Write the canonical CSV atomically (required columns first, then optional, then any extras;
+    never the ``_line`` bookkeeping column)."""
+    return write_table(df, path, VOTES)
 
 
 @dataclass
@@ -257,8 +327,9 @@ def encode_votes(df: pd.DataFrame, conditions: list[str] | None = None) -> Encod
     if (ia < 0).any() or (ib < 0).any():
         bad = sa[ia < 0].iloc[0] if (ia < 0).any() else sb[ib < 0].iloc[0]
         raise InputError(f"condition '{bad}' is not among the given conditions")
-    tie = (sw == TIE).to_numpy(dtype=bool)
+    tie = tie_mask(sw)
     a_won = (sw == sa).to_numpy(dtype=bool)
+    w = vote_weights(df)
     pcodes, participants = pd.factorize(df["participant"], sort=True)
     win = np.where(a_won, ia, ib)
     lose = np.where(a_won, ib, ia)
@@ -266,5 +337,5 @@ def encode_votes(df: pd.DataFrame, conditions: list[str] | None = None) -> Encod
     win_t = np.concatenate([win[~tie], ia[tie], ib[tie]])
     lose_t = np.concatenate([lose[~tie], ib[tie], ia[tie]])
     obs_t = np.concatenate([pcodes[~tie], pcodes[tie], pcodes[tie]])
-    wt = np.concatenate([np.ones((~tie).sum()), np.full(tie.sum(), 0.5), np.full(tie.sum(), 0.5)])
+    wt = np.concatenate([w[~tie], 0.5 * w[tie], 0.5 * w[tie]])
     return EncodedVotes(list(conditions), [str(p) for p in participants], win_t, lose_t, obs_t.astype(np.int64), wt)

@@ -26,10 +26,12 @@ def _write(tmp_path, text, name="votes.csv"):
 @pytest.mark.parametrize(
     "row, message",
     [
-        ("p1,c,a,b,x", "line 3: field 'winner' is 'x'"),
-        ("p1,c,a,a,a", "line 3: condition_a and condition_b are both 'a'"),
-        ("p1,,a,b,a", "line 3: empty field 'content'"),
+        ("p1,c,a,b,x", "line 3: field 'winner': 'x', expected 'a', 'b' or 'tie'"),
+        ("p1,c,a,a,a", "line 3: field 'condition_b': both conditions are 'a'"),
+        ("p1,,a,b,a", "line 3: field 'content': empty value"),
         ("p1,c,tie,b,b", "line 3: field 'condition_a': 'tie' is reserved"),
+        ("p1,c,TIE,b,b", "line 3: field 'condition_a': 'TIE' is reserved"),
+        ("p1,c,a,b,a,extra", "line 3: expected 5 fields"),
     ],
 )
 def test_bad_row_names_file_and_line(tmp_path, row, message):
@@ -57,7 +59,7 @@ def test_duplicate_policies(tmp_path):
     assert rep.n_duplicate_votes == 1 and rep.n_keys == 1 and len(v) == 4
     assert read_votes(p, duplicates="keep-first")["winner"].tolist() == ["a", "a", "c"]
     assert read_votes(p, duplicates="keep-last")["winner"].tolist() == ["b", "a", "c"]
-    with pytest.raises(InputError, match="line 3: duplicate vote"):
+    with pytest.raises(InputError, match="line 3: field .participant.: duplicate vote"):
         read_votes(p, duplicates="error")
     assert find_duplicates(read_votes(p, duplicates="keep-first")).n_duplicate_votes == 0
 
