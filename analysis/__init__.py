@@ -20,14 +20,14 @@ from .matrices import (
 )
 from .outliers import circular_triads, filter_votes, read_outliers, score_outliers, write_outliers
 from .readers import FORMATS, read_any, votes_from_counts
-from .report import build_report, demo_report
+from .report import build_report
 from .scaling import counts_from_votes, fit_bt, scale_votes
 from .simulate import demo_truth, simulate_votes
 from .thurstone import SIGMA, ScaleFit, fit_thurstone, jod_covariance, jod_to_probability, probability_to_jod
 from .votes import encode_votes, find_duplicates, prepare_votes, read_votes, write_votes
 
 __all__ = [
-    "FORMATS", "SIGMA", "ScaleFit", "adjust_pvalues", "build_report", "demo_report", "circular_triads", "counts_from_votes",
+    "FORMATS", "SIGMA", "ScaleFit", "adjust_pvalues", "build_report", "circular_triads", "counts_from_votes",
     "demo_truth", "encode_votes", "filter_votes", "find_duplicates", "fit_bt", "fit_thurstone",
     "jod_covariance", "jod_to_probability", "overall_winning_frequency", "pairwise_tests", "preference_matrices",
     "prepare_votes", "probability_to_jod", "read_any", "read_outliers", "read_votes", "scale_votes",

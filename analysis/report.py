@@ -17,12 +17,13 @@ from __future__ import annotations
 import html
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lossarena.html import write_page
+from lossarena.html import figure, write_page
 
 from .matrices import overall_winning_frequency, pairwise_tests, preference_matrices, winning_frequency
 from .outliers import filter_votes, score_outliers, write_outliers
@@ -214,101 +215,138 @@ def _plot_outliers(out: pd.DataFrame, path: Path, settings: dict) -> None:
     plt.close(fig)
 
 
-def build_report(
-    votes,
-    out_dir,
-    *,
-    title: str | None = None,
-    block_by=None,
-    method: str = "thurstone",
-    bootstrap: int = 100,
-    seed: int = 0,
-    reference: str | None = None,
-    remove_outliers: bool = True,
-    outlier_kw: dict | None = None,
-    correction: str = "holm",
-    alpha: float = 0.05,
-    normalise: str = "sum",
-    progress: bool = True,
-    format: str | None = None,
-) -> Path:
-    """Write the report into ``out_dir``; returns the path of ``index.html``.
+@dataclass
+class ReportOptions:
+    """Settings of :func:`build_report` (see there)."""
 
-    ``votes``: a DataFrame or a path (any format :func:`.readers.read_any` knows; ``format`` forces
-    one). ``block_by``: default content[, group]. ``bootstrap``: replicates for the JOD CIs.
-    """
-    t0 = time.time()
-    out_dir = Path(out_dir)
-    fig_dir = out_dir / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(votes, (str, Path)):
-        from .readers import read_any
+    block_by: list[str] | None = None
+    method: str = "thurstone"
+    bootstrap: int = 100
+    seed: int = 0
+    reference: str | None = None
+    remove_outliers: bool = True
+    outlier_kw: dict | None = None
+    correction: str = "holm"
+    alpha: float = 0.05
+    normalise: str = "sum"
+    progress: bool = True
 
-        source = str(votes)
-        votes = read_any(votes, format=format)
-    else:
-        source = votes.attrs.get("source", "in-memory votes")
-        votes = ensure_votes(votes)
-    blocks = list(block_by) if block_by else ["content"] + (["group"] if "group" in votes.columns else [])
-    group_col = "group" if "group" in blocks else None
-    dup = votes.attrs.get("duplicates")
-    dropped = votes.attrs.get("dropped")
 
-    # 1. outliers
-    okw = {"progress": progress, **(outlier_kw or {})}
-    okw.setdefault("block_by", blocks)
-    outl = score_outliers(votes, **okw)
+@dataclass
+class _Run:
+    """What the report's sections share: the votes, the blocks and where files go."""
+
+    votes: pd.DataFrame
+    used: pd.DataFrame
+    blocks: list[str]
+    group_col: str | None
+    out_dir: Path
+    fig_dir: Path
+    opts: ReportOptions
+
+
+def _caption(group_col: str | None, g) -> str:
+    return "all votes" if g is None else f"{group_col} = {g}"
+
+
+def _outlier_section(run: _Run, outl: pd.DataFrame) -> list[str]:
     settings = outl.attrs["settings"]
-    write_outliers(outl, out_dir / "outliers.csv")
-    outl.to_csv(out_dir / "outliers_details.csv", index=False, float_format="%.6g")
-    _plot_outliers(outl, fig_dir / "outliers.png", settings)
-    used = filter_votes(votes, outl) if remove_outliers else votes
-    n_removed = len(votes) - len(used)
+    write_outliers(outl, run.out_dir / "outliers.csv")
+    outl.to_csv(run.out_dir / "outliers_details.csv", index=False, float_format="%.6g")
+    _plot_outliers(outl, run.fig_dir / "outliers.png", settings)
+    ot = outl.sort_values(["is_outlier", "likelihood_score"], ascending=[False, False])
+    return [
+        "<h2 id='outliers'>Outlier screening</h2>",
+        f"<p>Criterion <code>{settings['criterion']}</code>: ζ &lt; {settings['zeta_threshold']} (Kendall's coefficient "
+        f"of consistence, from circular triads) or likelihood score &gt; {settings['likelihood_threshold']} "
+        "(leave-one-out Thurstone log-likelihood per vote, in IQRs below the first quartile, as in pwcmp).</p>",
+        figure("figures/outliers.png", "Each participant's consistency (ζ, x) against the likelihood score (y); "
+               "crosses beyond the dashed thresholds are the flagged outliers."),
+        _table(ot[["participant", "circular_triads", "zeta", "likelihood_score", "is_outlier", "n_votes", "flagged_by"]],
+               left=("participant", "flagged_by"), flag_col="is_outlier", max_rows=60),
+    ]
 
-    # 2. winning frequencies
-    wf = winning_frequency(used, blocks, normalise=normalise)
-    wf.to_csv(out_dir / "winning_frequency.csv", index=False, float_format="%.6g")
-    ov = overall_winning_frequency(wf, by=group_col)
-    ov.to_csv(out_dir / "winning_frequency_overall.csv", index=False, float_format="%.6g")
-    groups = list(dict.fromkeys(wf[group_col])) if group_col else [None]
-    wf_figs = []
+
+def _wf_section(run: _Run, groups: list) -> list[str]:
+    gc = run.group_col
+    wf = winning_frequency(run.used, run.blocks, normalise=run.opts.normalise)
+    wf.to_csv(run.out_dir / "winning_frequency.csv", index=False, float_format="%.6g")
+    ov = overall_winning_frequency(wf, by=gc)
+    ov.to_csv(run.out_dir / "winning_frequency_overall.csv", index=False, float_format="%.6g")
+    _plot_overall(ov, gc, run.fig_dir / "wf_overall.png")
+    parts = [
+        "<h2 id='wf'>Winning frequencies</h2>",
+        f"<p>Votes a condition received divided by the comparisons it took part in, normalised per image "
+        f"(<code>{run.opts.normalise}</code>: the frequencies of one image sum to 1), then averaged over images.</p>",
+        figure("figures/wf_overall.png", "Winning frequency of each condition averaged over images: "
+               "higher means preferred more often."),
+        _table(ov, left=("condition", gc or ""), max_rows=80),
+    ]
     for g in groups:
-        d = wf if g is None else wf[wf[group_col] == g]
+        d = wf if g is None else wf[wf[gc] == g]
         name = f"wf_{_slug([g]) if g is not None else 'all'}.png"
-        _plot_wf(d, group_col, fig_dir / name, f"winning frequency per image{'' if g is None else f' — {group_col} {g}'}")
-        wf_figs.append((g, name))
-    _plot_overall(ov, group_col, fig_dir / "wf_overall.png")
+        _plot_wf(d, gc, run.fig_dir / name, f"winning frequency per image{'' if g is None else f' — {gc} {g}'}")
+        parts.append(figure(f"figures/{name}", f"{_caption(gc, g)}: winning frequency per image and condition."))
+    return parts
 
-    # 3. scaling
-    sc = scale_votes(used, method, blocks, reference=reference, bootstrap=bootstrap, seed=seed, progress=progress)
-    sc.to_csv(out_dir / f"scores_{method}.csv", index=False, float_format="%.6g")
-    other = "bt" if method == "thurstone" else "thurstone"
-    sc2 = scale_votes(used, other, blocks, reference=reference, bootstrap=min(bootstrap, 100), seed=seed,
-                      progress=progress)
-    sc2.to_csv(out_dir / f"scores_{other}.csv", index=False, float_format="%.6g")
-    unit = "JOD (1 JOD = 75 % preference)" if method == "thurstone" else "Bradley–Terry log-strength"
-    jod_figs = []
-    for g in groups:
-        d = sc if g is None else sc[sc[group_col] == g]
-        name = f"scores_{_slug([g]) if g is not None else 'all'}.png"
-        _plot_scores(d, fig_dir / name, f"{method} scores, 95 % bootstrap CI{'' if g is None else f' — {group_col} {g}'}",
-                     unit)
-        jod_figs.append((g, name))
+
+def _scores_section(run: _Run, groups: list) -> tuple[list[str], pd.DataFrame, str]:
+    o, gc = run.opts, run.group_col
+    e = html.escape
+    sc = scale_votes(run.used, o.method, run.blocks, reference=o.reference, bootstrap=o.bootstrap, seed=o.seed,
+                     progress=o.progress)
+    sc.to_csv(run.out_dir / f"scores_{o.method}.csv", index=False, float_format="%.6g")
+    other = "bt" if o.method == "thurstone" else "thurstone"
+    sc2 = scale_votes(run.used, other, run.blocks, reference=o.reference, bootstrap=min(o.bootstrap, 100),
+                      seed=o.seed, progress=o.progress)
+    sc2.to_csv(run.out_dir / f"scores_{other}.csv", index=False, float_format="%.6g")
+    unit = "JOD (1 JOD = 75 % preference)" if o.method == "thurstone" else "Bradley–Terry log-strength"
+    heading = "JOD scaling (Thurstone Case V)" if o.method == "thurstone" else "Bradley–Terry scaling"
+    parts = [
+        f"<h2 id='scores'>{heading}</h2>",
+        f"<p>Maximum-likelihood scores per block in {unit}, mean 0 per block"
+        f"{'' if o.reference is None else f' (reference {e(o.reference)} = 0 where present)'}; 95 % percentile "
+        f"intervals from {o.bootstrap} bootstrap resamples of the participants.</p>",
+    ]
     disconnected = sc[sc["component"] != 0]
+    if len(disconnected):
+        parts.append(
+            f"<p class='note'>{len(disconnected)} condition(s) lie outside the main component of their block's "
+            "comparison graph: they are scaled within their own component (column <code>component</code>) and "
+            "cannot be compared with the rest.</p>"
+        )
+    for g in groups:
+        d = sc if g is None else sc[sc[gc] == g]
+        name = f"scores_{_slug([g]) if g is not None else 'all'}.png"
+        _plot_scores(d, run.fig_dir / name,
+                     f"{o.method} scores, 95 % bootstrap CI{'' if g is None else f' — {gc} {g}'}", unit)
+        parts.append(figure(f"figures/{name}", f"{_caption(gc, g)}: scores with 95 % CIs; conditions whose "
+                            "intervals do not overlap differ reliably."))
+    parts += ["<details><summary>Score table</summary>", _table(sc, left=tuple(run.blocks) + ("condition",)),
+              "</details>"]
+    return parts, sc, other
 
-    # 4. matrices and tests
-    mats = preference_matrices(used, blocks)
-    tests = pairwise_tests(used, blocks, correction=correction, alpha=alpha)
-    tests.to_csv(out_dir / "pairwise_tests.csv", index=False, float_format="%.6g")
+
+def _significance_section(run: _Run, sc: pd.DataFrame) -> tuple[list[str], int]:
+    o, blocks = run.opts, run.blocks
+    mats = preference_matrices(run.used, blocks)
+    tests = pairwise_tests(run.used, blocks, correction=o.correction, alpha=o.alpha)
+    tests.to_csv(run.out_dir / "pairwise_tests.csv", index=False, float_format="%.6g")
     long = []
     for key, (conds, m) in mats.items():
         i, j = np.nonzero(m)
         for a, b in zip(i, j):
             long.append(list(key) + [conds[a], conds[b], m[a, b]])
     pd.DataFrame(long, columns=blocks + ["preferred", "over", "votes"]).to_csv(
-        out_dir / "preference_matrices.csv", index=False, float_format="%.6g"
+        run.out_dir / "preference_matrices.csv", index=False, float_format="%.6g"
     )
-    sig_figs = []
+    parts = [
+        "<h2 id='significance'>Per-pair significance</h2>",
+        f"<p>Two-sided exact binomial test per compared pair (ties left out), {o.correction} correction over the "
+        f"pairs of each block, α = {o.alpha}. Rows and columns from the best to the worst {o.method} score. Colour: "
+        "share of votes for the row over the column (grey: never compared); dot: significant after correction.</p>"
+        "<div class='grid'>",
+    ]
     for key, (conds, m) in mats.items():
         sel = np.ones(len(tests), dtype=bool)
         ssel = np.ones(len(sc), dtype=bool)
@@ -321,93 +359,74 @@ def build_report(
         conds = [conds[i] for i in order]
         m = m[np.ix_(order, order)]
         name = f"significance_{_slug(key)}.png"
-        _plot_significance(conds, m, tests[sel], fig_dir / name, " / ".join(map(str, key)))
-        sig_figs.append((key, name, int(tests[sel]["significant"].sum()), int(sel.sum())))
-
-    # 5. HTML
-    title = title or f"Pairwise-comparison report: {Path(source).name}"
-    e = html.escape
-    parts = [
-        f"<p>Source <code>{e(source)}</code>. {len(votes)} votes, {votes['participant'].nunique()} participants, "
-        f"{votes['content'].nunique()} contents, {len(mats)} blocks ({' × '.join(blocks)}), "
-        f"{pd.concat([votes['condition_a'], votes['condition_b']]).nunique()} conditions. "
-        f"Ties count ½ for each side.</p>",
-    ]
-    notes = []
-    if dup is not None:
-        notes.append(f"Duplicates: {e(str(dup))} (policy keep-all: repeated judgments all count).")
-    if dropped:
-        notes.append("Rows dropped by the reader: " + ", ".join(f"{k} {v}" for k, v in dropped.items()) + ".")
-    notes.append(
-        f"Outliers removed: {int(outl['is_outlier'].sum())} of {len(outl)} participants ({n_removed} votes)."
-        if remove_outliers else "Outliers were flagged but not removed."
-    )
-    parts.append("<p class='note'>" + "<br>".join(notes) + "</p>")
-    parts.append(
-        "<p>Files: <a href='outliers.csv'>outliers.csv</a> · <a href='outliers_details.csv'>outliers_details.csv</a> · "
-        "<a href='winning_frequency.csv'>winning_frequency.csv</a> · "
-        "<a href='winning_frequency_overall.csv'>winning_frequency_overall.csv</a> · "
-        f"<a href='scores_{method}.csv'>scores_{method}.csv</a> · <a href='scores_{other}.csv'>scores_{other}.csv</a> · "
-        "<a href='pairwise_tests.csv'>pairwise_tests.csv</a> · <a href='preference_matrices.csv'>preference_matrices.csv</a></p>"
-    )
-
-    parts.append("<h2 id='outliers'>Outlier screening</h2>")
-    parts.append(
-        f"<p>Criterion <code>{settings['criterion']}</code>: ζ &lt; {settings['zeta_threshold']} (Kendall's coefficient "
-        f"of consistence, from circular triads) or likelihood score &gt; {settings['likelihood_threshold']} "
-        "(leave-one-out Thurstone log-likelihood per vote, in IQRs below the first quartile, as in pwcmp).</p>"
-    )
-    parts.append("<img src='figures/outliers.png' alt='outlier scores'>")
-    ot = outl.sort_values(["is_outlier", "likelihood_score"], ascending=[False, False])
-    parts.append(
-        _table(ot[["participant", "circular_triads", "zeta", "likelihood_score", "is_outlier", "n_votes", "flagged_by"]],
-               left=("participant", "flagged_by"), flag_col="is_outlier", max_rows=60)
-    )
-
-    parts.append("<h2 id='wf'>Winning frequencies</h2>")
-    parts.append(
-        f"<p>Votes a condition received divided by the comparisons it took part in, normalised per image "
-        f"(<code>{normalise}</code>: the frequencies of one image sum to 1), then averaged over images.</p>"
-    )
-    parts.append("<img src='figures/wf_overall.png' alt='overall winning frequency'>")
-    parts.append(_table(ov, left=("condition", group_col or ""), max_rows=80))
-    for g, name in wf_figs:
-        cap = "all votes" if g is None else f"{group_col} = {g}"
-        parts.append(f"<figure><img src='figures/{name}' alt='winning frequency {e(cap)}'><figcaption>{e(cap)}</figcaption></figure>")
-
-    parts.append(f"<h2 id='scores'>{'JOD scaling (Thurstone Case V)' if method == 'thurstone' else 'Bradley–Terry scaling'}</h2>")
-    parts.append(
-        f"<p>Maximum-likelihood scores per block in {unit}, mean 0 per block"
-        f"{'' if reference is None else f' (reference {e(reference)} = 0 where present)'}; 95 % percentile "
-        f"intervals from {bootstrap} bootstrap resamples of the participants.</p>"
-    )
-    if len(disconnected):
-        parts.append(
-            f"<p class='note'>{len(disconnected)} condition(s) lie outside the main component of their block's "
-            "comparison graph: they are scaled within their own component (column <code>component</code>) and "
-            "cannot be compared with the rest.</p>"
-        )
-    for g, name in jod_figs:
-        cap = "all votes" if g is None else f"{group_col} = {g}"
-        parts.append(f"<figure><img src='figures/{name}' alt='scores {e(cap)}'><figcaption>{e(cap)}</figcaption></figure>")
-    parts.append("<details><summary>Score table</summary>")
-    parts.append(_table(sc, left=tuple(blocks) + ("condition",)))
-    parts.append("</details>")
-
-    parts.append("<h2 id='significance'>Per-pair significance</h2>")
-    parts.append(
-        f"<p>Two-sided exact binomial test per compared pair (ties left out), {correction} correction over the pairs "
-        f"of each block, α = {alpha}. Rows and columns from the best to the worst {method} score. Colour: share of "
-        "votes for the row over the column (grey: never compared); dot: significant after correction.</p>"
-        "<div class='grid'>"
-    )
-    for key, name, nsig, npairs in sig_figs:
+        _plot_significance(conds, m, tests[sel], run.fig_dir / name, " / ".join(map(str, key)))
         cap = " / ".join(map(str, key))
-        parts.append(
-            f"<figure><img src='figures/{name}' alt='significance {e(cap)}'>"
-            f"<figcaption>{e(cap)}: {nsig} of {npairs} pairs significant</figcaption></figure>"
-        )
+        parts.append(figure(f"figures/{name}", f"{cap}: {int(tests[sel]['significant'].sum())} of "
+                            f"{int(sel.sum())} pairs significant"))
     parts.append("</div>")
+    return parts, len(mats)
+
+
+def build_report(
+    votes,
+    out_dir,
+    *,
+    title: str | None = None,
+    format: str | None = None,
+    options: ReportOptions | None = None,
+    **settings,
+) -> Path:
+    """Write the pairwise-comparison report into ``out_dir``.
+
+    Parameters
+    ----------
+    votes : DataFrame or path
+        Votes (any format :func:`.readers.read_any` knows; ``format`` forces one).
+    out_dir : path
+        Folder for ``index.html``, the CSV files and ``figures/``.
+    title : str, optional
+        Page title.
+    options : ReportOptions, optional
+        All settings; or give them as keywords (``block_by`` — default content[, group] —,
+        ``method`` ``"thurstone"`` | ``"bt"``, ``bootstrap`` replicates for the CIs, ``seed``,
+        ``reference``, ``remove_outliers``, ``outlier_kw``, ``correction``, ``alpha``, ``normalise``,
+        ``progress``).
+
+    Returns
+    -------
+    Path
+        The path of ``index.html``.
+    """
+    t0 = time.time()
+    opts = options or ReportOptions(**settings)
+    out_dir = Path(out_dir)
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(votes, (str, Path)):
+        from .readers import read_any
+
+        source = str(votes)
+        votes = read_any(votes, format=format)
+    else:
+        source = votes.attrs.get("source", "in-memory votes")
+        votes = ensure_votes(votes)
+    blocks = list(opts.block_by) if opts.block_by else ["content"] + (["group"] if "group" in votes.columns else [])
+    group_col = "group" if "group" in blocks else None
+
+    okw = {"progress": opts.progress, **(opts.outlier_kw or {})}
+    okw.setdefault("block_by", blocks)
+    outl = score_outliers(votes, **okw)
+    used = filter_votes(votes, outl) if opts.remove_outliers else votes
+    run = _Run(votes, used, blocks, group_col, out_dir, fig_dir, opts)
+    groups = [None] if group_col is None else list(dict.fromkeys(used[group_col]))
+
+    outlier_parts = _outlier_section(run, outl)
+    wf_parts = _wf_section(run, groups)
+    score_parts, sc, other = _scores_section(run, groups)
+    sig_parts, n_blocks = _significance_section(run, sc)
+
+    title = title or f"Pairwise-comparison report: {Path(source).name}"
+    parts = _summary(run, source, outl, n_blocks, other) + outlier_parts + wf_parts + score_parts + sig_parts
     parts.append(
         f"<p style='color:#57606a;font-size:.8em'>Generated by lossarena analysis in {time.time() - t0:.1f} s.</p>"
     )
@@ -416,15 +435,27 @@ def build_report(
     return index
 
 
-def demo_report(out_dir, votes=None, *, seed: int = 0, bootstrap: int = 50, n_contents: int = 3) -> Path:
-    """For ``lossarena demo``: the report of ``votes`` (DataFrame or path), or of simulated votes
-    (``n_contents`` images x 2 bitrates, 5 loss-function conditions, 20 Thurstone observers + 2 random
-    responders) while no study votes exist. Small settings: finishes in seconds."""
-    if votes is None:
-        from .simulate import demo_truth, simulate_votes
+def _summary(run: _Run, source: str, outl: pd.DataFrame, n_blocks: int, other: str) -> list[str]:
+    votes, o, e = run.votes, run.opts, html.escape
+    n_cond = pd.concat([votes["condition_a"], votes["condition_b"]]).nunique()
+    notes = []
+    dup, dropped = votes.attrs.get("duplicates"), votes.attrs.get("dropped")
+    if dup is not None:
+        notes.append(f"Duplicates: {e(str(dup))} (policy keep-all: repeated judgments all count).")
+    if dropped:
+        notes.append("Rows dropped by the reader: " + ", ".join(f"{k} {v}" for k, v in dropped.items()) + ".")
+    notes.append(
+        f"Outliers removed: {int(outl['is_outlier'].sum())} of {len(outl)} participants "
+        f"({len(votes) - len(run.used)} votes)." if o.remove_outliers else "Outliers were flagged but not removed."
+    )
+    files = ["outliers.csv", "outliers_details.csv", "winning_frequency.csv", "winning_frequency_overall.csv",
+             f"scores_{o.method}.csv", f"scores_{other}.csv", "pairwise_tests.csv", "preference_matrices.csv"]
+    return [
+        f"<p>Source <code>{e(source)}</code>. {len(votes)} votes, {votes['participant'].nunique()} participants, "
+        f"{votes['content'].nunique()} contents, {n_blocks} blocks ({' × '.join(run.blocks)}), "
+        f"{n_cond} conditions. Ties count ½ for each side.</p>",
+        "<p class='note'>" + "<br>".join(notes) + "</p>",
+        "<p>Files: " + " · ".join(f"<a href='{f}'>{f}</a>" for f in files) + "</p>",
+    ]
 
-        votes = simulate_votes(demo_truth(n_contents, seed=seed), n_observers=20, n_random=2, seed=seed)
-        title = "Pairwise-comparison report (simulated votes)"
-    else:
-        title = None
-    return build_report(votes, out_dir, title=title, bootstrap=bootstrap, seed=seed, progress=False)
+
