@@ -4,6 +4,8 @@ Any image size: the image is padded (replicate) at the bottom/right to a multipl
 cropped back on decode. The container records the original size and the checkpoint's hash; a
 truncated, corrupted or foreign file, or one decoded with another checkpoint, raises
 :class:`~lossarena.codecs.bitstream.BitstreamError` (exit code 2) before anything is entropy-decoded.
+
+This is the codec runtime: it never imports a trainer (``train``, ``zoo``).
 """
 
 from __future__ import annotations
@@ -11,39 +13,52 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .bitstream import Bitstream, BitstreamError
+from .interface import Codec, bpp_from_likelihoods, check_image, pad_to
 from .model import PAD, load_checkpoint
 
 CODEC_ID = "hyperprior"
 MAX_SIDE = 1 << 16
 
-
-def pad_to(x: torch.Tensor, multiple: int = PAD) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = "replicate" if min(h, w) > 1 else "constant"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
+__all__ = ["CODEC_ID", "HyperpriorCodec", "pad_to"]
 
 
-class HyperpriorCodec:
-    """A loaded checkpoint that encodes 1x3xHxW [0, 1] images to :class:`Bitstream` and back."""
+class HyperpriorCodec(Codec):
+    """A loaded zoo checkpoint (one λ, so ``rate_range`` is None) implementing :class:`Codec`.
 
-    def __init__(self, ckpt: str | Path, device: str = "cpu"):
+    Parameters
+    ----------
+    ckpt : str or Path
+        A ``lossarena-codec`` checkpoint (``codecs train`` / ``codecs zoo``).
+    device : str or torch.device
+        ``auto|cpu|cuda|cuda:N`` (:func:`~lossarena.codecs.device.resolve_device`).
+    """
+
+    codec_id = CODEC_ID
+    rate_range = None
+
+    def __init__(self, ckpt: str | Path, device: str | torch.device = "cpu"):
+        from .device import resolve_device
+
         self.path = Path(ckpt)
-        self.model, self.config = load_checkpoint(self.path, device=device)
+        self.device = resolve_device(device)
+        self.model, self.config = load_checkpoint(self.path, device=self.device)
         self.hash = bytes.fromhex(self.config["ckpt_hash"])
-        self.device = torch.device(device)
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor) -> Bitstream:
+    def forward(self, x: torch.Tensor, rate: float | None = None) -> dict:
+        check_image(x)
+        h, w = x.shape[-2:]
+        out = self.model(pad_to(x.to(self.device, non_blocking=True), PAD))
+        return {"x_hat": out["x_hat"][..., :h, :w].clamp(0, 1), "likelihoods": out["likelihoods"]}
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, rate: float | None = None) -> Bitstream:
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise ValueError(f"expected a 1x3xHxW image, got shape {tuple(x.shape)}")
         h, w = x.shape[-2:]
-        xp = pad_to(x.to(self.device).clamp(0, 1))
+        xp = pad_to(x.to(self.device).clamp(0, 1), PAD)
         out = self.model.compress(xp)
         # z's shape follows from the image size; nothing else goes into the header's metadata
         return Bitstream(CODEC_ID, h, w, self.hash, [list(s) for s in out["strings"]], {})
@@ -62,25 +77,10 @@ class HyperpriorCodec:
         x_hat = self.model.decompress(bs.strings, (zh, zw))["x_hat"]
         return x_hat[..., :h, :w].clamp(0, 1).cpu()
 
-    def encode_file(self, src: str | Path, dst: str | Path) -> int:
-        from lossarena.data.images import load_image
-
-        return self.compress(load_image(src)).write(dst)
-
-    def decode_file(self, src: str | Path, dst: str | Path | None = None) -> torch.Tensor:
-        from lossarena.data.images import save_image
-
-        x = self.decompress(Bitstream.read(src), source=str(src))
-        if dst is not None:
-            save_image(x, dst)
-        return x
-
     @torch.no_grad()
     def estimate(self, x: torch.Tensor) -> tuple[float, torch.Tensor]:
-        """Estimated bpp (−log2 likelihoods of the quantised latents, eval mode) and the forward x̂."""
-        from .train import bpp_from_likelihoods
-
+        """Estimated bpp of one image (−log2 likelihoods of the quantised latents, eval mode) and x̂ (CPU)."""
         h, w = x.shape[-2:]
-        out = self.model(pad_to(x.to(self.device)))
-        bpp = float(bpp_from_likelihoods(out["likelihoods"], h * w))
-        return bpp, out["x_hat"][..., :h, :w].clamp(0, 1).cpu()
+        out = self.forward(x)
+        bpp = float(bpp_from_likelihoods(out["likelihoods"], x.shape[0] * h * w))
+        return bpp, out["x_hat"].cpu()

@@ -102,7 +102,7 @@ def train_zoo(config, out_dir, data=None, *, losses: list[str] | None = None, pr
     arch = cfg.get("arch") or {}
     common = dict(patch=int(cfg.get("patch", 256)), batch=int(cfg.get("batch", 8)), seed=int(cfg.get("seed", 0)),
                   quality=cfg.get("quality"), N=arch.get("N"), M=arch.get("M"),
-                  ckpt_every=int(cfg.get("ckpt_every", 0)), progress=progress, device=device,
+                  ckpt_every=int(cfg.get("ckpt_every", 0)), progress=progress, device=device or "auto",
                   aux_lr=float(cfg.get("aux_lr", 1e-3)), threads=cfg.get("threads"))
 
     def lam(loss, level):
@@ -116,7 +116,7 @@ def train_zoo(config, out_dir, data=None, *, losses: list[str] | None = None, pr
             if c.get("step", 0) >= steps:
                 say(f"exists: {path} ({c['loss']} λ={c['lmbda']:g}, {c['step']} steps)")
                 return path
-        return train(loss, lam(loss, level), data, path, init=init, steps=int(steps), lr=float(lr), level=level,
+        return train(loss=loss, lmbda=lam(loss, level), data=data, out=path, init=init, steps=int(steps), lr=float(lr), level=level,
                      resume=True, **common)
 
     base_cfg = cfg.get("base") or {}

@@ -52,5 +52,5 @@ def tiny_checkpoint(steps: int = 30, lmbda: float = 300.0, name: str = "tiny") -
 
     from lossarena.codecs.train import train
 
-    return train("mse", lmbda, images(), session_dir() / f"{name}.pt", steps=steps, lr=1e-3, progress=False,
+    return train(loss="mse", lmbda=lmbda, data=images(), out=session_dir() / f"{name}.pt", steps=steps, lr=1e-3, progress=False,
                  threads=1, **TINY)

@@ -61,22 +61,22 @@ def test_checkpoint_is_self_describing():
 def test_resume_continues_exactly():
     d = session_dir() / "resume"
     kw = dict(steps=6, lr=1e-3, progress=False, threads=1, seed=1, **TINY)
-    straight = train("mse", 200.0, images(), d / "straight.pt", **kw)
+    straight = train(loss="mse", lmbda=200.0, data=images(), out=d / "straight.pt", **kw)
     kw["steps"] = 3
-    train("mse", 200.0, images(), d / "split.pt", **kw)
+    train(loss="mse", lmbda=200.0, data=images(), out=d / "split.pt", **kw)
     kw["steps"] = 6
-    split = train("mse", 200.0, images(), d / "split.pt", resume=True, **kw)
+    split = train(loss="mse", lmbda=200.0, data=images(), out=d / "split.pt", resume=True, **kw)
     a, b = read_checkpoint(straight), read_checkpoint(split)
     assert a["config"]["step"] == b["config"]["step"] == 6
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
     with pytest.raises(InputError, match="cannot resume"):
-        train("mse", 999.0, images(), d / "split.pt", resume=True, **kw)
+        train(loss="mse", lmbda=999.0, data=images(), out=d / "split.pt", resume=True, **kw)
 
 
 def test_finetune_from_init_records_base():
     d = session_dir() / "ft"
-    out = train("psnr", 0.3, images(), d / "ft.pt", init=tiny_checkpoint(), steps=2, lr=1e-5, progress=False,
+    out = train(loss="psnr", lmbda=0.3, data=images(), out=d / "ft.pt", init=tiny_checkpoint(), steps=2, lr=1e-5, progress=False,
                 threads=1, patch=64, batch=2)
     cfg = read_checkpoint(out)["config"]
     assert cfg["init_config"]["loss"] == "mse" and cfg["loss"] == "psnr"
@@ -93,7 +93,7 @@ def build(N, M):
     captured["model"] = real_build(N, M)
     return captured["model"]
 T.build_model = build
-T.train("mse", 300.0, sys.argv[1], sys.argv[2], steps=3, patch=64, batch=2, N=16, M=24, lr=1e-3, progress=False)
+T.train(loss="mse", lmbda=300.0, data=sys.argv[1], out=sys.argv[2], steps=3, patch=64, batch=2, N=16, M=24, lr=1e-3, progress=False)
 # every rank dumps its final in-memory weights, to compare
 torch.save({k: v.detach().cpu() for k, v in captured["model"].state_dict().items()},
            sys.argv[2] + f".rank{os.environ['RANK']}")
