@@ -27,6 +27,7 @@ def _add_input(p: argparse.ArgumentParser) -> None:
 
 def _read(args):
     from .readers import read_any
+    from .votes import n_judgments
 
     kw = {"duplicates": args.duplicates}
     if getattr(args, "selection_means", None):
@@ -35,7 +36,7 @@ def _read(args):
         kw["experiment"] = args.experiment
     votes = read_any(args.votes, format=args.format, **kw)
     dup = votes.attrs.get("duplicates")
-    msg = (f"read {len(votes)} votes ({votes.attrs.get('format')}), {votes['participant'].nunique()} participants, "
+    msg = (f"read {n_judgments(votes)} votes ({votes.attrs.get('format')}), {votes['participant'].nunique()} participants, "
            f"{votes['content'].nunique()} contents")
     if dup is not None and dup.n_duplicate_votes:
         msg += f"; {dup} -> {args.duplicates}"
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("convert needs --out votes.csv")
         votes = _read(args)
         write_votes(votes, args.out)
-        print(f"wrote {args.out} ({len(votes)} votes)")
+        print(f"wrote {args.out} ({len(votes)} rows)")
         return 0
 
     if args.cmd == "simulate":

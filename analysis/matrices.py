@@ -27,7 +27,7 @@ from scipy import stats
 
 from lossarena.errors import InputError
 
-from .votes import encode_votes, ensure_votes
+from .votes import encode_votes, ensure_votes, vote_weights
 
 CORRECTIONS = ("holm", "bh", "bonferroni", "none")
 NORMALISATIONS = ("sum", "max", "minmax", "none")
@@ -162,8 +162,9 @@ def pairwise_tests(votes, block_by=None, correction: str = "holm", alpha: float 
         swap = a > b
         lo = np.where(swap, b, a)
         hi = np.where(swap, a, b)
-        t = pd.DataFrame({"a": lo, "b": hi, "wa": (w == lo).astype(int), "wb": (w == hi).astype(int)})
-        t["tie"] = 1 - t["wa"] - t["wb"]
+        wt = vote_weights(sub).astype(np.int64)  # a row stands for `count` identical judgments
+        t = pd.DataFrame({"a": lo, "b": hi, "wa": (w == lo) * wt, "wb": (w == hi) * wt})
+        t["tie"] = wt - t["wa"] - t["wb"]
         agg = t.groupby(["a", "b"], sort=True).sum().reset_index()
         dec = (agg["wa"] + agg["wb"]).to_numpy()
         pv = np.array(

@@ -32,24 +32,42 @@ Formats (names for ``--format``):
 ``counts``       a count matrix: ``.mat`` (every square numeric variable is one content; the name minus
                  a ``pwc_mat_`` prefix) or ``.csv`` (header row and first column = condition names).
                  ``M[i, j]`` = times i was preferred over j; the participant is ``pooled`` (count matrices
-                 carry no observer, so outlier screening does not apply).
+                 carry no observer, so outlier screening does not apply). Read into one row per ordered
+                 pair with a ``count`` column (never one row per vote): cost O(N^2) whatever the counts.
+
+Every reader reads under the limits of :mod:`lossarena.data.schemas` (file size, field length, rows,
+counts, conditions; ``docs/security.md``) and turns malformed input into a
+:class:`~lossarena.data.schemas.SchemaError` (exit code 2) whose one line names the file, the line
+(or the JSON/matrix field) and the field.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lossarena.data.schemas import (
+    LINE,
+    REFERENCE,
+    TIE,
+    SchemaError,
+    check_count,
+    frame_from_raw,
+    limit,
+    read_bytes,
+    read_raw,
+    show,
+)
 
 from lossarena.errors import InputError, did_you_mean
 
-from .votes import TIE, find_duplicates, prepare_votes, read_votes
+from .votes import find_duplicates, prepare_votes, read_votes
 
 FORMATS: dict[str, tuple[Callable, str]] = {}
 
@@ -63,36 +81,27 @@ def _register(name: str, help_: str):
 
 
 def _read_csv(path: Path, src: str | None = None, data: bytes | None = None) -> pd.DataFrame:
-    src = src or str(path)
-    try:
-        if data is not None:
-            return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise InputError(f"{src}: cannot parse as CSV: {e}") from e
-    except pd.errors.EmptyDataError as e:
-        raise InputError(f"{src}: empty file") from e
-    except FileNotFoundError as e:
-        raise InputError(f"{src}: no such file") from e
+    """A foreign CSV as stripped text columns plus the ``_line`` column (see :func:`~lossarena.data.schemas.read_table`)."""
+    return frame_from_raw(read_raw(path, data=data, source=src or str(path)))
 
 
 def _need(df: pd.DataFrame, cols, src: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise InputError(f"{src}: missing column(s) {', '.join(missing)} (found: {', '.join(df.columns)})")
+        found = ", ".join(c for c in df.columns if c != LINE)
+        raise SchemaError(src, f"missing column(s) {', '.join(missing)} (found: {show(found, 120)})", line=1)
 
 
 def _check_values(df: pd.DataFrame, col: str, allowed, src: str) -> None:
     bad = ~df[col].str.strip().isin(allowed)
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(
-            f"{src}: line {i + 2}: field '{col}' is '{df[col].iloc[i]}', expected one of {', '.join(allowed)}"
-        )
+        raise SchemaError(src, f"'{show(df[col].iloc[i])}', expected one of {', '.join(allowed)}",
+                          line=int(df[LINE].iat[i]), field=col)
 
 
 def _lines(df: pd.DataFrame) -> np.ndarray:
-    return np.arange(len(df)) + 2
+    return df[LINE].to_numpy()
 
 
 @_register("votes", "canonical votes CSV (participant,content,condition_a,condition_b,winner[,group,...])")
@@ -206,14 +215,15 @@ def read_pwcmp_lf(path, duplicates: str = "keep-all", **_) -> pd.DataFrame:
 _AIC3_NAME = re.compile(r"^(?:BTC|PTC)_\d+_(.+)_(\d+)\.png$")
 
 
-def _aic3_condition(names: pd.Series, src: str) -> np.ndarray:
+def _aic3_condition(names: pd.Series, src: str, lines: np.ndarray) -> np.ndarray:
     m = names.str.extract(_AIC3_NAME)
     bad = m[0].isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"{src}: line {i + 2}: cannot parse image name '{names.iloc[i]}'")
+        raise SchemaError(src, f"cannot parse image name '{show(names.iloc[i])}'", line=int(lines[i]),
+                          field=str(names.name))
     cond = m[0] + "_" + m[1]
-    return np.where(m[0] == "0ref", "reference", cond)
+    return np.where(m[0] == "0ref", REFERENCE, cond)
 
 
 def _read_aic3_frame(df: pd.DataFrame, src: str) -> pd.DataFrame:
@@ -223,9 +233,10 @@ def _read_aic3_frame(df: pd.DataFrame, src: str) -> pd.DataFrame:
     notref = df["codec_pivot"].str.strip() != "0"
     if notref.any():
         i = int(np.flatnonzero(notref.to_numpy())[0])
-        raise InputError(f"{src}: line {i + 2}: pivot is not the reference (codec_pivot={df['codec_pivot'].iloc[i]})")
-    left = _aic3_condition(df["img_left"], src)
-    right = _aic3_condition(df["img_right"], src)
+        raise SchemaError(src, f"pivot is not the reference (codec_pivot={show(df['codec_pivot'].iloc[i])})",
+                          line=int(df[LINE].iat[i]), field="codec_pivot")
+    left = _aic3_condition(df["img_left"], src, _lines(df))
+    right = _aic3_condition(df["img_right"], src, _lines(df))
     resp = df["response"].str.strip().to_numpy()
     # the response names the image that differs MORE from the reference: the other one wins
     winner = np.where(resp == "left", right, np.where(resp == "right", left, TIE))
@@ -253,6 +264,46 @@ def _read_aic3_frame(df: pd.DataFrame, src: str) -> pd.DataFrame:
     return out
 
 
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError,
+               ValueError, zlib.error)
+_MAX_ZIP_MEMBERS = 10_000
+
+
+def _zip_members(path: Path, experiment: str) -> list[tuple[str, bytes]]:
+    """The ``*_responses_*.csv`` members of an AIC-3 zip, each refused before reading when its declared
+    size exceeds the file-size limit, and read with a bounded read (a lying header cannot inflate it)."""
+    cap = limit("file_bytes")
+    if path.stat().st_size > cap:
+        raise SchemaError(path, f"file is more than the limit of {cap} bytes (LOSSARENA_MAX_FILE_BYTES)")
+    out = []
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+            if len(infos) > _MAX_ZIP_MEMBERS:
+                raise SchemaError(path, f"{len(infos)} members, more than {_MAX_ZIP_MEMBERS}")
+            members = [i for i in infos if i.filename.endswith(".csv") and "_responses_" in i.filename]
+            if experiment != "both":
+                members = [i for i in members if f"_{experiment.upper()}_" in i.filename]
+            if not members:
+                raise SchemaError(path, f"no *_responses_*.csv member for experiment '{experiment}'")
+            total = 0
+            for info in sorted(members, key=lambda i: i.filename):
+                src = f"{path}!{show(info.filename, 200)}"
+                if info.file_size > cap or total + info.file_size > cap:
+                    raise SchemaError(src, f"member of {info.file_size} bytes: more than the limit of {cap} "
+                                           "(LOSSARENA_MAX_FILE_BYTES)")
+                with z.open(info) as f:
+                    data = f.read(cap + 1 - total)
+                total += len(data)
+                if total > cap:
+                    raise SchemaError(src, f"inflates to more than the limit of {cap} bytes "
+                                           "(LOSSARENA_MAX_FILE_BYTES)")
+                out.append((src, data))
+    except _ZIP_ERRORS as e:
+        raise SchemaError(path, f"not a readable zip archive ({show(e, 120)})") from None
+    return out
+
+
 @_register("aic3", "JPEG AIC-3 triplet responses (zip or responses CSV); pairs judged against the reference")
 def read_aic3(path, experiment: str = "both", duplicates: str = "keep-all", **_) -> pd.DataFrame:
     """``experiment``: ``btc``, ``ptc`` or ``both`` (only for the zip)."""
@@ -261,15 +312,8 @@ def read_aic3(path, experiment: str = "both", duplicates: str = "keep-all", **_)
         raise InputError(f"{path}: no such file")
     frames = []
     if path.suffix.lower() == ".zip":
-        with zipfile.ZipFile(path) as z:
-            members = [n for n in z.namelist() if n.endswith(".csv") and "_responses_" in n]
-            if experiment != "both":
-                members = [n for n in members if f"_{experiment.upper()}_" in n]
-            if not members:
-                raise InputError(f"{path}: no *_responses_*.csv member for experiment '{experiment}'")
-            for n in sorted(members):
-                src = f"{path}!{n}"
-                frames.append((_read_aic3_frame(_read_csv(path, src, z.read(n)), src), src))
+        for src, data in _zip_members(path, experiment):
+            frames.append((_read_aic3_frame(_read_csv(path, src, data), src), src))
     else:
         frames.append((_read_aic3_frame(_read_csv(path), str(path)), str(path)))
     dropped = {"skip": 0, "identical_sides": 0}
@@ -283,124 +327,248 @@ def read_aic3(path, experiment: str = "both", duplicates: str = "keep-all", **_)
     return out
 
 
+def _load_json(path: Path):
+    src = str(path)
+    text = read_bytes(path, src)
+    try:
+        return json.loads(text.decode("utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise SchemaError(src, f"not UTF-8 text (byte offset {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise SchemaError(src, f"invalid JSON: {e.msg}", line=e.lineno) from None
+    except RecursionError:
+        raise SchemaError(src, "JSON nested too deeply") from None
+
+
+def _expect(value, kind: type | tuple, src: str, field: str, what: str):
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise SchemaError(src, f"expected {what}, got {type(value).__name__} '{show(value)}'", field=field)
+    return value
+
+
+def _key(value, src: str, field: str) -> str:
+    """A JSON id or name (string or integer) as text."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise SchemaError(src, f"expected a string or an integer, got {type(value).__name__} '{show(value)}'",
+                          field=field)
+    return str(value)
+
+
 @_register("sureal-pc", "Netflix sureal paired-comparison dataset (JSON export)")
 def read_sureal_pc(path, duplicates: str = "keep-all", **_) -> pd.DataFrame:
+    """A sureal paired-comparison dataset; each ``os`` entry becomes one row with its ``count``
+    (never expanded into one row per vote); a count of 0.5 is one tie."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as e:
-        raise InputError(f"{path}: no such file") from e
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: line {e.lineno}: invalid JSON: {e.msg}") from e
+    src = str(path)
+    data = _expect(_load_json(path), dict, src, "(top level)", "a JSON object with ref_videos and dis_videos")
     for key in ("ref_videos", "dis_videos"):
         if key not in data:
-            raise InputError(f"{path}: field '{key}' missing (not a sureal dataset)")
-    content_name = {r["content_id"]: r.get("content_name", str(r["content_id"])) for r in data["ref_videos"]}
+            raise SchemaError(src, "missing (not a sureal dataset)", field=key)
+        _expect(data[key], list, src, key, "a list")
+    content_name = {}
+    for i, r in enumerate(data["ref_videos"]):
+        f = f"ref_videos[{i}]"
+        _expect(r, dict, src, f, "an object")
+        if "content_id" not in r:
+            raise SchemaError(src, "missing", field=f + ".content_id")
+        cid = _key(r["content_id"], src, f + ".content_id")
+        content_name[cid] = _key(r.get("content_name", cid), src, f + ".content_name")
     assets = {}
     for i, dv in enumerate(data["dis_videos"]):
-        aid = dv.get("asset_id", i)
-        stem = Path(dv.get("path", f"asset{aid}")).stem
-        assets[aid] = (content_name.get(dv["content_id"], str(dv["content_id"])), stem)
+        f = f"dis_videos[{i}]"
+        _expect(dv, dict, src, f, "an object")
+        aid = _key(dv.get("asset_id", i), src, f + ".asset_id")
+        if "content_id" not in dv:
+            raise SchemaError(src, "missing", field=f + ".content_id")
+        cid = _key(dv["content_id"], src, f + ".content_id")
+        stem = Path(_key(dv.get("path", f"asset{aid}"), src, f + ".path")).stem
+        if not stem:
+            raise SchemaError(src, "empty file name", field=f + ".path")
+        assets[aid] = (content_name.get(cid, cid), stem)
     rows = []
     for i, dv in enumerate(data["dis_videos"]):
         os_ = dv.get("os")
         if not isinstance(os_, list):
-            raise InputError(
-                f"{path}: dis_videos[{i}].os: expected a list of {{subject, other_asset_id, count}} "
-                "(an ACR dataset is not paired comparison)"
-            )
-        me = dv.get("asset_id", i)
+            raise SchemaError(src, "expected a list of {subject, other_asset_id, count} "
+                                   "(an ACR dataset is not paired comparison)", field=f"dis_videos[{i}].os")
+        me = _key(dv.get("asset_id", i), src, f"dis_videos[{i}].asset_id")
         for j, e in enumerate(os_):
-            where = f"{path}: dis_videos[{i}].os[{j}]"
-            try:
-                subj, other, cnt = str(e["subject"]), int(e["other_asset_id"]), float(e["count"])
-            except (KeyError, TypeError, ValueError) as ex:
-                raise InputError(f"{where}: needs subject, other_asset_id, count ({ex})") from ex
+            where = f"dis_videos[{i}].os[{j}]"
+            _expect(e, dict, src, where, "an object {subject, other_asset_id, count}")
+            for k in ("subject", "other_asset_id", "count"):
+                if k not in e:
+                    raise SchemaError(src, "missing", field=f"{where}.{k}")
+            subj = _key(e["subject"], src, where + ".subject")
+            other = _key(e["other_asset_id"], src, where + ".other_asset_id")
+            if isinstance(e["count"], bool) or not isinstance(e["count"], (int, float)):
+                raise SchemaError(src, f"expected a number, got {type(e['count']).__name__} '{show(e['count'])}'",
+                                  field=where + ".count")
+            cnt = check_count(e["count"], src, field=where + ".count", allow_half=True)
             if other not in assets:
-                raise InputError(f"{where}: other_asset_id {other} is not an asset")
+                raise SchemaError(src, f"{show(other)} is not an asset", field=where + ".other_asset_id")
             if assets[other][0] != assets[me][0]:
-                raise InputError(f"{where}: compares assets of different contents")
+                raise SchemaError(src, "compares assets of different contents", field=where + ".other_asset_id")
             a, b = assets[me][1], assets[other][1]
+            if a == b:
+                raise SchemaError(src, "compares an asset with itself", field=where + ".other_asset_id")
             if cnt == 0.5:
-                rows.append((subj, assets[me][0], a, b, TIE))
-            elif cnt >= 0 and cnt == int(cnt):
-                rows.extend([(subj, assets[me][0], a, b, a)] * int(cnt))
+                rows.append((subj, assets[me][0], a, b, TIE, 1))
+            elif cnt == int(cnt):
+                if cnt > 0:
+                    rows.append((subj, assets[me][0], a, b, a, int(cnt)))
             else:
-                raise InputError(f"{where}: count must be a non-negative integer or 0.5, got {cnt}")
-    out = pd.DataFrame(rows, columns=["participant", "content", "condition_a", "condition_b", "winner"])
-    return prepare_votes(out, str(path), duplicates)
+                raise SchemaError(src, f"expected a non-negative integer or 0.5, got {cnt:g}", field=where + ".count")
+    if not rows:
+        raise SchemaError(src, "no paired comparisons (every count is 0)")
+    out = pd.DataFrame(rows, columns=["participant", "content", "condition_a", "condition_b", "winner", "count"])
+    return prepare_votes(out, src, duplicates)
 
 
 def votes_from_counts(
-    counts, conditions, content: str = "all", participant: str = "pooled", group: str | None = None
+    counts, conditions, content: str = "all", participant: str = "pooled", group: str | None = None,
+    source: str = "<counts>",
 ) -> pd.DataFrame:
-    """Expand a count matrix (``M[i, j]`` = times i preferred over j) into canonical votes.
+    """Votes from a count matrix without expanding it: one row per ordered pair with its ``count``.
 
-    Non-integer counts: the integer part becomes votes, a remaining 1/2 on both sides becomes a tie.
+    Parameters
+    ----------
+    counts : array_like, shape (N, N)
+        ``M[i, j]`` = times condition i was preferred over j; finite, non-negative, integer or a half
+        (the diagonal is ignored). A half on both ``M[i, j]`` and ``M[j, i]`` is one tie.
+    conditions : sequence of str, length N
+    content, participant, group : str
+        Written into every row.
+    source : str
+        How messages name the input.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Canonical vote columns plus ``count`` (rows with zero votes are left out); its size is O(N^2)
+        whatever the counts are.
+
+    Raises
+    ------
+    SchemaError
+        A negative, non-finite, non-integer (other than a matched half) count or one above the
+        ``count`` limit, naming ``M[i, j]``.
     """
     m = np.asarray(counts, dtype=float)
-    rows = []
     n = m.shape[0]
-    for i in range(n):
-        for j in range(n):
-            if i == j:
-                continue
-            k = int(np.floor(m[i, j] + 1e-9))
-            rows.extend([(participant, content, conditions[i], conditions[j], conditions[i])] * k)
-            if i < j and abs(m[i, j] - k - 0.5) < 1e-9 and abs(m[j, i] - np.floor(m[j, i] + 1e-9) - 0.5) < 1e-9:
-                rows.append((participant, content, conditions[i], conditions[j], TIE))
-    out = pd.DataFrame(rows, columns=["participant", "content", "condition_a", "condition_b", "winner"])
+    if m.ndim != 2 or m.shape[1] != n or len(conditions) != n:
+        raise SchemaError(source, f"expected an N x N matrix with N = {len(conditions)} condition names, "
+                                  f"got shape {m.shape}")
+    off = ~np.eye(n, dtype=bool)
+    cap = limit("count")
+    vals = np.where(off, m, 0.0)
+    bad = ~np.isfinite(vals) | (vals < 0) | (vals > cap) | (2 * vals != np.floor(2 * vals))
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        check_count(m[i, j], source, field=f"M[{conditions[i]}, {conditions[j]}]", allow_half=True)
+    k = np.floor(vals)
+    half = vals - k > 0
+    unmatched = half & ~half.T
+    if unmatched.any():
+        i, j = np.argwhere(unmatched)[0]
+        raise SchemaError(source, f"a half vote needs a matching half in M[{show(conditions[j])}, "
+                                  f"{show(conditions[i])}] (a tie)", field=f"M[{conditions[i]}, {conditions[j]}]")
+    ii, jj = np.nonzero(k > 0)
+    conds = np.asarray([str(c) for c in conditions], dtype=object)
+    out = pd.DataFrame({"participant": participant, "content": content, "condition_a": conds[ii],
+                        "condition_b": conds[jj], "winner": conds[ii], "count": k[ii, jj].astype(np.int64)})
+    ti, tj = np.nonzero(np.triu(half, 1))
+    if len(ti):
+        ties = pd.DataFrame({"participant": participant, "content": content, "condition_a": conds[ti],
+                             "condition_b": conds[tj], "winner": TIE, "count": 1})
+        out = pd.concat([out, ties], ignore_index=True)
     if group is not None:
         out["group"] = group
     return out
 
 
+def _mat_matrices(path: Path) -> list[tuple[str, np.ndarray]]:
+    """The square numeric variables of a .mat file; shapes are checked (``whosmat``) before loading."""
+    from scipy.io import loadmat, whosmat
+
+    src = str(path)
+    read_bytes(path, src)  # the size limit, before scipy touches it
+    nmax = limit("conditions")
+    try:
+        info = whosmat(path)
+        names = [name for name, shape, cls in info
+                 if len(shape) == 2 and shape[0] == shape[1] and 2 <= shape[0] <= nmax and cls in _MAT_NUMERIC]
+        big = [name for name, shape, _ in info if len(shape) == 2 and shape[0] == shape[1] and shape[0] > nmax]
+        if not names and big:
+            raise SchemaError(src, f"more than {nmax} conditions (LOSSARENA_MAX_CONDITIONS)", field=big[0])
+        mat = loadmat(path, variable_names=names) if names else {}
+    except SchemaError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- scipy raises many types for corrupt third-party files
+        raise SchemaError(src, f"cannot read as a MATLAB .mat file ({type(e).__name__}: {show(e, 120)})") from None
+    out = []
+    for name in sorted(mat):
+        val = mat[name]
+        if name.startswith("__") or not isinstance(val, np.ndarray) or val.ndim != 2:
+            continue
+        if val.shape[0] != val.shape[1] or val.shape[0] < 2 or not np.issubdtype(val.dtype, np.number):
+            continue
+        if np.iscomplexobj(val):
+            raise SchemaError(src, "complex counts", field=name)
+        out.append((name, val.astype(float)))
+    return out
+
+
+_MAT_NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"}
+
+
 @_register("counts", "count matrix (.mat: one square variable per content; .csv: labelled square table)")
 def read_count_matrix(path, conditions: list[str] | None = None, **_) -> pd.DataFrame:
+    """A count matrix as votes with a ``count`` column (one row per ordered pair, never per vote)."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
+    src = str(path)
     parts = []
     if path.suffix.lower() == ".mat":
-        from scipy.io import loadmat
-
-        try:
-            mat = loadmat(path)
-        except Exception as e:  # scipy raises several types for corrupt files
-            raise InputError(f"{path}: cannot read as a MATLAB .mat file: {e}") from e
-        for name, val in sorted(mat.items()):
-            if name.startswith("__") or not isinstance(val, np.ndarray) or val.ndim != 2:
-                continue
-            if val.shape[0] != val.shape[1] or val.shape[0] < 2 or not np.issubdtype(val.dtype, np.number):
-                continue
-            if (val < 0).any():
-                raise InputError(f"{path}: variable '{name}': negative counts")
+        for name, val in _mat_matrices(path):
             n = val.shape[0]
             names = conditions or [f"c{i + 1:02d}" for i in range(n)]
             if len(names) != n:
-                raise InputError(f"{path}: variable '{name}' is {n}x{n} but {len(names)} condition names given")
-            parts.append(votes_from_counts(val, names, content=re.sub(r"^pwc_mat_", "", name)))
+                raise SchemaError(src, f"{n}x{n} but {len(names)} condition names given", field=name)
+            parts.append(votes_from_counts(val, names, content=re.sub(r"^pwc_mat_", "", name),
+                                           source=f"{src}: variable '{show(name)}'"))
         if not parts:
-            raise InputError(f"{path}: no square numeric count matrix inside")
+            raise SchemaError(src, "no square numeric count matrix inside")
     else:
-        try:
-            df = pd.read_csv(path, index_col=0)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-            raise InputError(f"{path}: cannot parse as CSV: {e}") from e
-        if df.shape[0] != df.shape[1]:
-            raise InputError(f"{path}: count matrix must be square, got {df.shape[0]} rows x {df.shape[1]} columns")
-        if [str(c) for c in df.columns] != [str(c) for c in df.index]:
-            raise InputError(f"{path}: the header row and the first column must list the same conditions in order")
-        vals = df.apply(pd.to_numeric, errors="coerce")
-        if vals.isna().any().any():
-            r, c = np.argwhere(vals.isna().to_numpy())[0]
-            raise InputError(f"{path}: line {r + 2}: column '{df.columns[c]}': not a number: '{df.iat[r, c]}'")
-        if (vals.to_numpy() < 0).any():
-            r, c = np.argwhere(vals.to_numpy() < 0)[0]
-            raise InputError(f"{path}: line {r + 2}: column '{df.columns[c]}': negative count")
-        parts.append(votes_from_counts(vals.to_numpy(), [str(c) for c in df.columns], content=path.stem))
+        raw = read_raw(path, source=src, limits={"rows": limit("conditions")})
+        head = raw.header
+        names = [h for h in head[1:]]
+        if len(names) < 2:
+            raise SchemaError(src, "a count matrix needs a header row with at least two condition names", line=1)
+        if len(names) > limit("conditions"):
+            raise SchemaError(src, f"more than {limit('conditions')} conditions (LOSSARENA_MAX_CONDITIONS)", line=1)
+        if len(set(names)) != len(names) or any(not c for c in names):
+            raise SchemaError(src, "condition names in the header must be unique and non-empty", line=1)
+        if len(raw.rows) != len(names):
+            raise SchemaError(src, f"count matrix must be square: {len(names)} columns but {len(raw.rows)} rows")
+        m = np.zeros((len(names), len(names)))
+        for r, (rec, line) in enumerate(zip(raw.rows, raw.lines)):
+            if rec[0].strip() != names[r]:
+                raise SchemaError(src, f"row {r + 1} is '{show(rec[0].strip())}' but the header's column "
+                                       f"{r + 1} is '{show(names[r])}' (same conditions, same order)",
+                                  line=line, field=head[0] or "(row label)")
+            for c in range(len(names)):
+                cell = rec[c + 1].strip()
+                try:
+                    v = float(cell)
+                except ValueError:
+                    raise SchemaError(src, f"not a number: '{show(cell)}'", line=line, field=names[c]) from None
+                if r != c:
+                    check_count(v if np.isfinite(v) else cell, src, line=line, field=names[c], allow_half=True)
+                m[r, c] = v if r != c else 0.0
+        parts.append(votes_from_counts(m, names, content=path.stem, source=src))
     out = pd.concat(parts, ignore_index=True)
-    return prepare_votes(out, str(path))
+    if out.empty:
+        raise SchemaError(src, "no votes (every count is 0)")
+    return prepare_votes(out, src)
 
 
 def sniff_format(path) -> str:
@@ -418,10 +586,13 @@ def sniff_format(path) -> str:
     if suf == ".json":
         return "sureal-pc"
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            header = [h.strip() for h in f.readline().strip().split(",")]
-    except FileNotFoundError as e:
-        raise InputError(f"{path}: no such file") from e
+        with open(path, "rb") as f:
+            first = f.read(65536).split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
+    except FileNotFoundError:
+        raise SchemaError(path, "no such file") from None
+    except OSError as e:
+        raise SchemaError(path, f"cannot read ({e.strerror or e})") from None
+    header = [h.strip() for h in first.strip().split(",")]
     h = set(header)
     if {"participant", "winner"} & h or {"condition_a", "condition_b"} <= h:
         return "votes"  # the canonical reader then names any missing column
@@ -437,9 +608,9 @@ def sniff_format(path) -> str:
         return "hdr-vdc"
     if header and header[0] == "" or (len(header) > 2 and header[0].lower() in ("", "condition")):
         return "counts"
-    raise InputError(
-        f"{path}: cannot tell the format from the header ({', '.join(header[:8])}); give --format "
-        f"({', '.join(FORMATS)})"
+    raise SchemaError(
+        path, f"cannot tell the format from the header ({show(', '.join(header[:8]), 100)}); give --format "
+        f"({', '.join(FORMATS)})", line=1,
     )
 
 

@@ -35,10 +35,13 @@ from lossarena.data.schemas import (
     TIE,
     VOTES,
     SchemaError,
-    limit,
+    line_of_index,
+    n_judgments,
     read_table,
     show,
     tie_mask,
+    validate_votes,
+    vote_weights,
     write_table,
 )
 
@@ -50,119 +53,6 @@ DUPLICATE_POLICIES = ("keep-all", "keep-first", "keep-last", "error")
 __all__ = ["TIE", "REQUIRED", "OPTIONAL", "DUPLICATE_POLICIES", "validate_votes", "read_votes", "prepare_votes",
            "ensure_votes", "write_votes", "encode_votes", "EncodedVotes", "find_duplicates", "vote_weights",
            "n_judgments"]
-
-# Row offset between a DataFrame position (0-based) and the line number in a CSV with one header line.
-_LINE_OFFSET = 2
-
-
-def _line_of(df: pd.DataFrame, idx) -> int:
-    if LINE in df.columns:
-        return int(df.loc[idx, LINE])
-    return int(idx) + _LINE_OFFSET
-
-
-def _fail(df: pd.DataFrame, idx, source: str, field: str, msg: str) -> SchemaError:
-    return SchemaError(source, msg, line=_line_of(df, idx), field=field)
-
-
-def validate_votes(df: pd.DataFrame, source: str = "<votes>") -> pd.DataFrame:
-    """Check the canonical columns and every row; return a cleaned copy.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        Votes with at least the :data:`REQUIRED` columns (from :func:`read_votes`, a reader of
-        :mod:`.readers` or built in memory).
-    source : str
-        How messages name the input.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Text columns as stripped ``str``, ``winner`` ties normalised to ``tie``, ``count`` as int64
-        (when present; empty = 1), ``response_time_ms`` as float, and the ``_line`` bookkeeping column.
-
-    Raises
-    ------
-    SchemaError
-        Naming ``source``, the CSV line (header = line 1) and the field.
-    """
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise SchemaError(
-            source, f"missing column(s) {', '.join(missing)}; votes need {','.join(REQUIRED)}"
-            f" (found: {show(','.join(map(str, df.columns)), 120)})", line=1,
-        )
-    out = df.copy()
-    if LINE not in out.columns:
-        out[LINE] = np.arange(len(out)) + _LINE_OFFSET
-    for c in REQUIRED + tuple(c for c in ("group",) if c in out.columns):
-        col = out[c]
-        if c == "group":
-            out[c] = col.fillna("").astype(str).str.strip()
-            continue
-        bad = col.isna()
-        if bad.any():
-            raise _fail(out, bad.idxmax(), source, c, "empty value")
-        out[c] = col.astype(str).str.strip()
-        empty = out[c] == ""
-        if empty.any():
-            raise _fail(out, empty.idxmax(), source, c, "empty value")
-    same = out["condition_a"] == out["condition_b"]
-    if same.any():
-        i = same.idxmax()
-        raise _fail(out, i, source, "condition_b", f"both conditions are '{show(out.loc[i, 'condition_a'])}' "
-                    "(a pair needs two different conditions)")
-    for c in ("condition_a", "condition_b"):
-        t = tie_mask(out[c])
-        if t.any():
-            i = out.index[int(np.flatnonzero(t)[0])]
-            raise _fail(out, i, source, c, f"'{show(out.loc[i, c])}' is reserved for ties (in any letter case)")
-    tie = tie_mask(out["winner"])
-    if tie.any():
-        out.loc[tie, "winner"] = TIE
-    ok = (out["winner"] == out["condition_a"]) | (out["winner"] == out["condition_b"]) | tie
-    if not ok.all():
-        i = (~ok).idxmax()
-        raise _fail(out, i, source, "winner", f"'{show(out.loc[i, 'winner'])}', expected "
-                    f"'{show(out.loc[i, 'condition_a'])}', '{show(out.loc[i, 'condition_b'])}' or '{TIE}'")
-    for c in ("response_time_ms", "count"):
-        if c not in out.columns:
-            continue
-        raw = out[c]
-        blank = raw.isna() | (raw.astype(str).str.strip() == "")
-        num = pd.to_numeric(raw.where(~blank, None), errors="coerce").astype(float)
-        bad = (num.isna() & ~blank) | np.isinf(num)
-        if bad.any():
-            i = bad.idxmax()
-            raise _fail(out, i, source, c, f"expected a finite number, got '{show(raw.loc[i])}'")
-        if c == "count":
-            cap = limit("count")
-            bad = ~blank & ((num < 1) | (num != np.floor(num)) | (num > cap))
-            if bad.any():
-                i = bad.idxmax()
-                raise _fail(out, i, source, c, f"expected an integer from 1 to {cap} (LOSSARENA_MAX_COUNT), "
-                            f"got '{show(raw.loc[i])}'")
-            out[c] = num.fillna(1).astype(np.int64)
-        else:
-            if (num < 0).any():
-                i = (num < 0).idxmax()
-                raise _fail(out, i, source, c, f"expected a non-negative number, got '{show(raw.loc[i])}'")
-            out[c] = num
-    return out
-
-
-def vote_weights(df: pd.DataFrame) -> np.ndarray:
-    """The number of judgments each row stands for (the ``count`` column, else 1), as float."""
-    if "count" in df.columns:
-        return df["count"].to_numpy(dtype=float)
-    return np.ones(len(df))
-
-
-def n_judgments(df: pd.DataFrame) -> int:
-    """The number of judgments in a votes frame (rows weighted by ``count``)."""
-    return int(round(vote_weights(df).sum()))
-
 
 @dataclass(eq=False)
 class DuplicateReport:
@@ -225,10 +115,13 @@ def apply_duplicate_policy(df: pd.DataFrame, policy: str = "keep-all", source: s
         bad = dup | multi
         if bad.any():
             i = df.index[int(np.flatnonzero(bad)[0])]
-            raise _fail(df, i, source, "participant",
-                        f"duplicate vote: participant '{show(df.loc[i, 'participant'])}' already judged "
-                        f"{show(df.loc[i, 'condition_a'])} vs {show(df.loc[i, 'condition_b'])} on content "
-                        f"'{show(df.loc[i, 'content'])}' (use --duplicates keep-all/keep-first/keep-last)")
+            raise SchemaError(
+                source,
+                f"duplicate vote: participant '{show(df.loc[i, 'participant'])}' already judged "
+                f"{show(df.loc[i, 'condition_a'])} vs {show(df.loc[i, 'condition_b'])} on content "
+                f"'{show(df.loc[i, 'content'])}' (use --duplicates keep-all/keep-first/keep-last)",
+                line=line_of_index(df, i), field="participant",
+            )
         return df
     out = df.loc[~dup]
     if multi.any():

@@ -122,7 +122,8 @@ class SchemaError(InputError):
             where += f": line {line}"
         if field is not None:
             where += f": field '{show(field, 60)}'"
-        super().__init__(f"{where}: {message}")
+        sep = " " if field is not None and message.startswith("is ") else ": "
+        super().__init__(f"{where}{sep}{message}")
 
 
 def show(value, n: int = 60) -> str:
@@ -453,7 +454,7 @@ def _convert(col: Column, values: np.ndarray, lines: np.ndarray, src: str):
     empty = values == ""
     if not col.empty and empty.any():
         i = int(np.flatnonzero(empty)[0])
-        raise SchemaError(src, "empty value", line=int(lines[i]), field=col.name)
+        raise SchemaError(src, "is empty", line=int(lines[i]), field=col.name)
     if col.kind == "str":
         return values
     if col.kind == "bool":
@@ -587,6 +588,123 @@ def check_count(value, source: str, line: int | None = None, field: str | None =
         kind = "an integer or a half" if allow_half else "an integer"
         raise SchemaError(source, f"expected {kind} vote count, got '{show(value)}'", line=line, field=field)
     return v
+
+
+# ---------------------------------------------------------------------------------------------
+# votes rows (shared by the analysis layer and the votes-to-triplets loader)
+
+# Row offset between a DataFrame position (0-based) and the line number in a CSV with one header line.
+_LINE_OFFSET = 2
+
+
+def line_of_index(df: pd.DataFrame, idx) -> int:
+    """The file line of the row with index label ``idx`` (position + 2 for frames built in memory)."""
+    if LINE in df.columns:
+        return int(df.loc[idx, LINE])
+    return int(idx) + _LINE_OFFSET
+
+
+def _fail(df: pd.DataFrame, idx, source: str, field: str, msg: str) -> SchemaError:
+    return SchemaError(source, msg, line=line_of_index(df, idx), field=field)
+
+
+def validate_votes(df: pd.DataFrame, source: str = "<votes>") -> pd.DataFrame:
+    """Check the canonical columns and every row; return a cleaned copy.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Votes with at least the :data:`VOTES.required` columns (from :func:`read_votes`, a reader of
+        :mod:`.readers` or built in memory).
+    source : str
+        How messages name the input.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Text columns as stripped ``str``, ``winner`` ties normalised to ``tie``, ``count`` as int64
+        (when present; empty = 1), ``response_time_ms`` as float, and the ``_line`` bookkeeping column.
+
+    Raises
+    ------
+    SchemaError
+        Naming ``source``, the CSV line (header = line 1) and the field.
+    """
+    missing = [c for c in VOTES.required if c not in df.columns]
+    if missing:
+        raise SchemaError(
+            source, f"missing column(s) {', '.join(missing)}; votes need {','.join(VOTES.required)}"
+            f" (found: {show(','.join(map(str, df.columns)), 120)})", line=1,
+        )
+    out = df.copy()
+    if LINE not in out.columns:
+        out[LINE] = np.arange(len(out)) + _LINE_OFFSET
+    for c in VOTES.required + tuple(c for c in ("group",) if c in out.columns):
+        col = out[c]
+        if c == "group":
+            out[c] = col.fillna("").astype(str).str.strip()
+            continue
+        bad = col.isna()
+        if bad.any():
+            raise _fail(out, bad.idxmax(), source, c, "is empty")
+        out[c] = col.astype(str).str.strip()
+        empty = out[c] == ""
+        if empty.any():
+            raise _fail(out, empty.idxmax(), source, c, "is empty")
+    same = out["condition_a"] == out["condition_b"]
+    if same.any():
+        i = same.idxmax()
+        raise _fail(out, i, source, "condition_b", f"both conditions are '{show(out.loc[i, 'condition_a'])}' "
+                    "(a pair needs two different conditions)")
+    for c in ("condition_a", "condition_b"):
+        t = tie_mask(out[c])
+        if t.any():
+            i = out.index[int(np.flatnonzero(t)[0])]
+            raise _fail(out, i, source, c, f"'{show(out.loc[i, c])}' is reserved for ties (in any letter case)")
+    tie = tie_mask(out["winner"])
+    if tie.any():
+        out.loc[tie, "winner"] = TIE
+    ok = (out["winner"] == out["condition_a"]) | (out["winner"] == out["condition_b"]) | tie
+    if not ok.all():
+        i = (~ok).idxmax()
+        raise _fail(out, i, source, "winner", f"'{show(out.loc[i, 'winner'])}', expected "
+                    f"'{show(out.loc[i, 'condition_a'])}', '{show(out.loc[i, 'condition_b'])}' or '{TIE}'")
+    for c in ("response_time_ms", "count"):
+        if c not in out.columns:
+            continue
+        raw = out[c]
+        blank = raw.isna() | (raw.astype(str).str.strip() == "")
+        num = pd.to_numeric(raw.where(~blank, None), errors="coerce").astype(float)
+        bad = (num.isna() & ~blank) | np.isinf(num)
+        if bad.any():
+            i = bad.idxmax()
+            raise _fail(out, i, source, c, f"expected a finite number, got '{show(raw.loc[i])}'")
+        if c == "count":
+            cap = limit("count")
+            bad = ~blank & ((num < 1) | (num != np.floor(num)) | (num > cap))
+            if bad.any():
+                i = bad.idxmax()
+                raise _fail(out, i, source, c, f"expected an integer from 1 to {cap} (LOSSARENA_MAX_COUNT), "
+                            f"got '{show(raw.loc[i])}'")
+            out[c] = num.fillna(1).astype(np.int64)
+        else:
+            if (num < 0).any():
+                i = (num < 0).idxmax()
+                raise _fail(out, i, source, c, f"expected a non-negative number, got '{show(raw.loc[i])}'")
+            out[c] = num
+    return out
+
+
+def vote_weights(df: pd.DataFrame) -> np.ndarray:
+    """The number of judgments each row stands for (the ``count`` column, else 1), as float."""
+    if "count" in df.columns:
+        return df["count"].to_numpy(dtype=float)
+    return np.ones(len(df))
+
+
+def n_judgments(df: pd.DataFrame) -> int:
+    """The number of judgments in a votes frame (rows weighted by ``count``)."""
+    return int(round(vote_weights(df).sum()))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ Loaders (each returns a :class:`pandas.DataFrame` with these columns and can wri
 
 from __future__ import annotations
 
-import csv
+import logging
 import math
 import os
 from collections import defaultdict
@@ -32,7 +32,24 @@ import pandas as pd
 
 from lossarena.errors import InputError
 
-TRIPLET_COLUMNS = ("reference", "a", "b", "p_a")
+from .schemas import (
+    LINE,
+    MANIFEST,
+    REFERENCE,
+    TIE,
+    TRIPLETS,
+    VOTES,
+    SchemaError,
+    read_raw,
+    read_table,
+    show,
+    validate_votes,
+    vote_weights,
+    write_table,
+)
+
+TRIPLET_COLUMNS = TRIPLETS.names
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -40,50 +57,49 @@ TRIPLET_COLUMNS = ("reference", "a", "b", "p_a")
 
 
 def validate_triplets(df: pd.DataFrame, source: str = "triplets") -> pd.DataFrame:
-    """Check columns and values; return a clean copy (strings, float ``p_a``) with the 4 columns first."""
+    """Check columns and values; return a clean copy (strings, float ``p_a``) with the 4 columns first.
+
+    Raises
+    ------
+    SchemaError
+        Missing columns, no rows, an empty path or ``p_a`` not a number in [0, 1] (naming the line).
+    """
     missing = [c for c in TRIPLET_COLUMNS if c not in df.columns]
     if missing:
-        raise InputError(f"{source}: missing column(s) {', '.join(missing)}; expected {','.join(TRIPLET_COLUMNS)}")
+        raise SchemaError(source, f"missing column(s) {', '.join(missing)}; expected {','.join(TRIPLET_COLUMNS)}",
+                          line=1)
     if len(df) == 0:
-        raise InputError(f"{source}: no triplets")
+        raise SchemaError(source, "no triplets")
     out = df.copy()
+    lines = out[LINE].to_numpy() if LINE in out.columns else np.arange(len(out)) + 2
     for col in ("reference", "a", "b"):
         vals = out[col]
         bad = vals.isna() | (vals.astype(str).str.strip() == "")
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"{source}: line {i + 2}: field '{col}' is empty")
+            raise SchemaError(source, "is empty", line=int(lines[i]), field=col)
         out[col] = vals.astype(str).str.strip()
     p = pd.to_numeric(out["p_a"], errors="coerce")
     bad = p.isna() | (p < 0) | (p > 1)
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"{source}: line {i + 2}: field 'p_a' must be a number in [0, 1], "
-                         f"got {df['p_a'].iloc[i]!r}")
+        raise SchemaError(source, f"expected a number in [0, 1], got '{show(df['p_a'].iloc[i])}'",
+                          line=int(lines[i]), field="p_a")
     out["p_a"] = p.astype(float)
-    cols = list(TRIPLET_COLUMNS) + [c for c in out.columns if c not in TRIPLET_COLUMNS]
+    cols = list(TRIPLET_COLUMNS) + [c for c in out.columns if c not in TRIPLET_COLUMNS and c != LINE]
     return out[cols].reset_index(drop=True)
 
 
 def read_triplets(path: str | Path) -> pd.DataFrame:
-    """Read and validate a canonical ``triplets.csv``."""
+    """Read and validate a canonical ``triplets.csv`` (:data:`~lossarena.data.schemas.TRIPLETS`)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        df = pd.read_csv(path, dtype={"reference": str, "a": str, "b": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not a readable CSV ({e})") from None
-    return validate_triplets(df, str(path))
+    return validate_triplets(read_table(path, TRIPLETS), str(path))
 
 
 def write_triplets(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write the canonical CSV (the four columns, ``p_a`` with enough digits to round-trip)."""
+    """Write the canonical CSV atomically (the four columns, ``p_a`` with enough digits to round-trip)."""
     df = validate_triplets(df)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df[list(TRIPLET_COLUMNS)].to_csv(path, index=False, float_format="%.10g")
-    return path
+    return write_table(df, path, TRIPLETS, float_format="%.10g", extras=False)
 
 
 def _finish(rows: list[tuple[str, str, str, float]], out_csv, source: str) -> pd.DataFrame:
@@ -161,22 +177,20 @@ def clic_to_triplets(oracle_csv: str | Path, out_csv: str | Path | None = None, 
     sub-folder that holds the PNGs relative to ``--images``).
     """
     oracle_csv = Path(oracle_csv)
-    if not oracle_csv.is_file():
-        raise InputError(f"{oracle_csv}: no such file")
+    src = str(oracle_csv)
+    raw = read_raw(oracle_csv, source=src, header=False, names=("O", "A", "B", "T"))
     rows = []
-    with open(oracle_csv, newline="") as f:
-        for i, rec in enumerate(csv.reader(f), start=1):
-            if not rec or all(not c.strip() for c in rec):
-                continue
-            if len(rec) != 4:
-                raise InputError(f"{oracle_csv}: line {i}: expected 4 fields O,A,B,T, got {len(rec)}")
-            o, a, b, t = (c.strip() for c in rec)
-            if t not in ("0", "1"):
-                if i == 1 and not t.isdigit():
-                    continue  # tolerate a header line
-                raise InputError(f"{oracle_csv}: line {i}: field T must be 0 or 1, got {t!r}")
-            pre = prefix.rstrip("/") + "/" if prefix else ""
-            rows.append((pre + o, pre + a, pre + b, 1.0 - float(t)))
+    pre = prefix.rstrip("/") + "/" if prefix else ""
+    for k, (rec, i) in enumerate(zip(raw.rows, raw.lines)):
+        o, a, b, t = (c.strip() for c in rec)
+        if t not in ("0", "1"):
+            if k == 0 and not t.isdigit():
+                continue  # tolerate a header line
+            raise SchemaError(src, f"expected 0 or 1, got '{show(t)}'", line=i, field="T")
+        for name, v in (("O", o), ("A", a), ("B", b)):
+            if not v:
+                raise SchemaError(src, "is empty", line=i, field=name)
+        rows.append((pre + o, pre + a, pre + b, 1.0 - float(t)))
     return _finish(rows, out_csv, str(oracle_csv))
 
 
@@ -210,10 +224,7 @@ def pieapp_to_triplets(root: str | Path, split: str = "test", out_csv: str | Pat
         raise InputError(f"{lab_dir}: no *_pairwise_labels.csv files (is {root} the PieAPP dataset folder?)")
     rows = []
     for f in files:
-        try:
-            df = pd.read_csv(f, dtype=str, skipinitialspace=True)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise InputError(f"{f}: not a readable CSV ({e})") from None
+        df = read_table(f).drop(columns=[LINE])
         cols = {c.strip().lower(): c for c in df.columns}
         c_ref = next((orig for norm, orig in cols.items() if norm.startswith("ref")), None)
         c_a = _pick(cols, "image a")
@@ -230,9 +241,9 @@ def pieapp_to_triplets(root: str | Path, split: str = "test", out_csv: str | Pat
             try:
                 p = float(rec[c_p])
             except (TypeError, ValueError):
-                raise InputError(f"{f}: line {i}: field '{c_p.strip()}' is not a number") from None
-            if not (0.0 <= p <= 1.0) or math.isnan(p):
-                raise InputError(f"{f}: line {i}: probability {p} outside [0, 1]")
+                raise SchemaError(f, "not a number", line=i, field=c_p.strip()) from None
+            if math.isnan(p) or not (0.0 <= p <= 1.0):
+                raise SchemaError(f, f"probability {show(p)} outside [0, 1]", line=i, field=c_p.strip())
 
             def img(name: str, stem=stem, ref=ref) -> str:
                 name = name.strip()
@@ -266,9 +277,9 @@ def votes_to_triplets(votes_csv: str | Path, manifest_csv: str | Path, out_csv: 
                       ) -> pd.DataFrame:
     """The study's votes as triplets: one per (content, group, unordered condition pair).
 
-    ``votes.csv``: ``participant,content,condition_a,condition_b,winner[,group,...]`` (``winner`` is a
-    condition name or ``tie``; ``group`` is the target bitrate). ``manifest.csv``:
-    ``content,condition,target_bpp,bpp,path`` with the original as condition ``reference``; its
+    ``votes.csv`` and ``manifest.csv`` as defined in :mod:`lossarena.data.schemas` (:data:`VOTES`,
+    :data:`MANIFEST`; ties by the one tie rule there, ``count`` honoured; ``group`` is the target
+    bitrate); the original is condition :data:`REFERENCE`; the manifest's
     ``path`` is relative to the manifest's folder (or absolute). The stimulus of a vote is looked up
     by ``(content, condition, target_bpp == group)``, or by ``(content, condition)`` when there is
     no group. ``p_a`` = (votes for a + ½ ties) / votes, with ``a`` the alphabetically first
@@ -277,33 +288,23 @@ def votes_to_triplets(votes_csv: str | Path, manifest_csv: str | Path, out_csv: 
     manifest's folder).
     """
     votes_csv, manifest_csv = Path(votes_csv), Path(manifest_csv)
-    for p in (votes_csv, manifest_csv):
-        if not p.is_file():
-            raise InputError(f"{p}: no such file")
     base = Path(images_root) if images_root is not None else manifest_csv.parent
-    try:
-        man = pd.read_csv(manifest_csv, dtype=str, keep_default_na=False)
-        votes = pd.read_csv(votes_csv, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise InputError(f"{manifest_csv} / {votes_csv}: not a readable CSV ({e})") from None
-    for name, df, need in ((manifest_csv, man, ("content", "condition", "path")),
-                           (votes_csv, votes, ("content", "condition_a", "condition_b", "winner"))):
-        miss = [c for c in need if c not in df.columns]
-        if miss:
-            raise InputError(f"{name}: missing column(s) {', '.join(miss)}")
+    man = read_table(manifest_csv, MANIFEST)
+    votes = validate_votes(read_table(votes_csv, VOTES), str(votes_csv))
+    msrc = str(manifest_csv)
 
     # (content, condition, group) -> path ; (content, condition) -> set of paths
     by_group: dict[tuple[str, str, str], str] = {}
     by_cond: dict[tuple[str, str], set[str]] = defaultdict(set)
-    has_tb = "target_bpp" in man.columns
-    for i, r in enumerate(man.itertuples(index=False), start=2):
-        rec = dict(zip(man.columns, r))
-        content, cond, path = rec["content"].strip(), rec["condition"].strip(), rec["path"].strip()
-        if not content or not cond or not path:
-            raise InputError(f"{manifest_csv}: line {i}: empty content, condition or path")
+    for content, cond, tb, path, line in zip(man["content"], man["condition"], man["target_bpp"], man["path"],
+                                             man[LINE]):
         full = Path(path) if Path(path).is_absolute() else manifest_csv.parent / path
-        rel = _rel(full, base)
-        g = _key_num(rec["target_bpp"]) if has_tb else ""
+        try:
+            rel = _rel(full, base)
+        except ValueError:  # another drive on Windows
+            raise SchemaError(msrc, f"'{show(path)}' cannot be made relative to {base}", line=int(line),
+                              field="path") from None
+        g = _key_num(tb)
         by_group[(content, cond, g)] = rel
         by_cond[(content, cond)].add(rel)
 
@@ -312,62 +313,42 @@ def votes_to_triplets(votes_csv: str | Path, manifest_csv: str | Path, out_csv: 
             return by_group[(content, cond, group)]
         paths = by_cond.get((content, cond))
         if not paths:
-            raise InputError(f"{votes_csv}: line {line}: no stimulus for content '{content}', condition "
-                             f"'{cond}' in {manifest_csv}")
+            raise SchemaError(votes_csv, f"no stimulus for content '{show(content)}', condition "
+                                         f"'{show(cond)}' in {manifest_csv}", line=line)
         if len(paths) > 1:
-            raise InputError(f"{votes_csv}: line {line}: content '{content}', condition '{cond}' has "
-                             f"{len(paths)} stimuli in {manifest_csv} and the vote names no matching group")
+            raise SchemaError(votes_csv, f"content '{show(content)}', condition '{show(cond)}' has "
+                                         f"{len(paths)} stimuli in {manifest_csv} and the vote names no matching "
+                                         "group", line=line, field="group")
         return next(iter(paths))
 
-    # aggregate: key (content, group, cond_lo, cond_hi) -> [wins_lo, wins_hi, ties]
+    # aggregate: key (content, group, cond_lo, cond_hi) -> [wins_lo, wins_hi, ties, first line]
     agg: dict[tuple[str, str, str, str], list[float]] = {}
-    has_group = "group" in votes.columns
+    groups = votes["group"] if "group" in votes.columns else pd.Series("", index=votes.index)
+    weights = vote_weights(votes)
     skipped_ref = 0
-    for i, r in enumerate(votes.itertuples(index=False), start=2):
-        rec = dict(zip(votes.columns, r))
-        content = rec["content"].strip()
-        ca, cb, w = rec["condition_a"].strip(), rec["condition_b"].strip(), rec["winner"].strip()
-        if not content or not ca or not cb:
-            raise InputError(f"{votes_csv}: line {i}: empty content or condition")
-        if ca == cb:
-            raise InputError(f"{votes_csv}: line {i}: condition_a and condition_b are both '{ca}'")
-        if w not in (ca, cb) and w.lower() != "tie":
-            raise InputError(f"{votes_csv}: line {i}: field 'winner' is {w!r}, expected '{ca}', '{cb}' or 'tie'")
-        if "reference" in (ca, cb) and not include_reference_pairs:
-            skipped_ref += 1
+    for content, ca, cb, w, grp, n, line in zip(votes["content"], votes["condition_a"], votes["condition_b"],
+                                                votes["winner"], groups, weights, votes[LINE]):
+        if REFERENCE in (ca, cb) and not include_reference_pairs:
+            skipped_ref += int(n)
             continue
-        group = _key_num(rec["group"]) if has_group else ""
+        line = int(line)
+        group = _key_num(grp)
         lo, hi = sorted((ca, cb))
         key = (content, group, lo, hi)
         if key not in agg:
             # resolve the stimuli now so that errors name the first line using them
-            agg[key] = [0.0, 0.0, 0.0, float(i)]
+            agg[key] = [0.0, 0.0, 0.0, float(line)]
             for c in (lo, hi):
-                lookup(content, c, group, i)
-            lookup(content, "reference", group, i)
-        if w.lower() == "tie":
-            agg[key][2] += 1
-        elif w == lo:
-            agg[key][0] += 1
-        else:
-            agg[key][1] += 1
+                lookup(content, c, group, line)
+            lookup(content, REFERENCE, group, line)
+        agg[key][2 if w == TIE else 0 if w == lo else 1] += n
     rows = []
     for (content, group, lo, hi), (w_lo, w_hi, ties, line) in agg.items():
         n = w_lo + w_hi + ties
         line = int(line)
-        rows.append((lookup(content, "reference", group, line), lookup(content, lo, group, line),
+        rows.append((lookup(content, REFERENCE, group, line), lookup(content, lo, group, line),
                      lookup(content, hi, group, line), (w_lo + 0.5 * ties) / n))
     if skipped_ref:
-        import sys
-
-        print(f"votes_to_triplets: left out {skipped_ref} vote(s) comparing a stimulus with the reference itself",
-              file=sys.stderr)
+        log.info("votes_to_triplets: left out %d vote(s) comparing a stimulus with the reference itself",
+                 skipped_ref)
     return _finish(rows, out_csv, str(votes_csv))
-
-
-LOADERS = {
-    "bapps": "BAPPS 2AFC folder(s) ref/ p0/ p1/ judge/",
-    "clic": "CLIC 2021/2022 perceptual oracle.csv (O,A,B,T; T=0: A preferred)",
-    "pieapp": "PieAPP dataset folder (labels/<split>/*_pairwise_labels.csv)",
-    "votes": "the study's votes.csv + stimuli manifest.csv",
-}
