@@ -30,6 +30,11 @@ class UnknownNameError(InputError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnknownOptionError(InputError, TypeError):
+    """An option a metric (or other named component) does not declare; the message carries a
+    "did you mean" hint. Also a ``TypeError``, like an unexpected keyword argument in Python."""
+
+
 class MissingWeightsError(LossarenaError, RuntimeError):
     """Model weights (e.g. an ImageNet backbone) are not on this machine. Exit code 3."""
 

@@ -51,6 +51,13 @@ class Registry(Generic[T]):
             )
         return key
 
+    def remove(self, name: str) -> None:
+        """Remove ``name`` (or the item an alias points to) and every alias of it."""
+        key = self.canonical(name)
+        del self._items[key]
+        for a in [a for a, k in self._aliases.items() if k == key]:
+            del self._aliases[a]
+
     def get(self, name: str) -> T:
         return self._items[self.canonical(name)]
 

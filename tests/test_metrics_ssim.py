@@ -334,3 +334,78 @@ def test_validation_errors(fn):
             fn(bad_x, bad_y)
     with pytest.raises(ValueError, match="expected color"):
         fn(y, y, color="lab")
+
+
+# ---------------------------------------------------------------- the second MATLAB protocol (built-in ssim)
+
+
+def _rgb2gray_uint8_np(t: torch.Tensor) -> np.ndarray:
+    """MATLAB rgb2gray on a uint8 image, transcribed: inv(NTSC)'s first row, rounded half away."""
+    coef = np.linalg.inv(np.array([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.106, 1.703]]))[0]
+    a = np.rint(t[0].double().numpy() * 255.0)
+    return np.floor(coef[0] * a[0] + coef[1] * a[1] + coef[2] * a[2] + 0.5)
+
+
+def _builtin_ssim_reference(g1: np.ndarray, g2: np.ndarray) -> float:
+    """MATLAB's built-in ssim on 0-255 grey images: imgaussfilt(sigma 1.5, 11 taps, 'replicate'), mean map."""
+    from scipy import ndimage
+
+    g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
+    k = np.outer(g, g) / g.sum() ** 2
+
+    def filt(a):
+        return ndimage.correlate(a, k, mode="nearest")  # 'nearest' = MATLAB 'replicate'
+
+    mx, my = filt(g1), filt(g2)
+    sxx, syy, sxy = filt(g1 * g1) - mx * mx, filt(g2 * g2) - my * my, filt(g1 * g2) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    return float(np.mean((2 * mx * my + c1) * (2 * sxy + c2) / ((mx * mx + my * my + c1) * (sxx + syy + c2))))
+
+
+@pytest.mark.parametrize("pair", ["I01", "goldhill"])
+def test_rgb2gray_uint8_luma_matches_scikit_image_on_rounded_luma(refs, pair):
+    from skimage.metrics import structural_similarity
+
+    x, y = refs[pair]
+    gx, gy = _rgb2gray_uint8_np(x), _rgb2gray_uint8_np(y)
+    want = structural_similarity(gx, gy, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                 data_range=255)
+    spec = "ssim:luma=rgb2gray_uint8,downsample=false"
+    got64 = get_metric(spec).function(x.double(), y.double()).item()
+    got32 = get_metric(spec).function(x, y).item()
+    assert got64 == pytest.approx(want, abs=1e-12)
+    assert got32 == pytest.approx(want, abs=1e-5)
+    if pair == "I01":  # unrounded BT.601 luma (the default luma) is measurably off: 1.6e-4 here
+        unrounded = get_metric("ssim:downsample=false").function(x.double(), y.double()).item()
+        assert 1e-4 < abs(unrounded - want) < 3e-4
+
+
+def test_matlab_builtin_protocol_values(refs):
+    """Both protocols on the shared MATLAB pairs, with the numbers quoted in docs/metrics_classical.md."""
+    from lossarena.metrics.ssim import SSIM_MATLAB_BUILTIN
+
+    x, y = refs["I01"]
+    builtin = get_metric(SSIM_MATLAB_BUILTIN).function(x.double(), y.double()).item()
+    assert builtin == pytest.approx(_builtin_ssim_reference(_rgb2gray_uint8_np(x), _rgb2gray_uint8_np(y)),
+                                    abs=1e-12)
+    assert builtin == pytest.approx(0.67278, abs=1e-5)
+    assert ssim(x, y).item() == pytest.approx(0.88003, abs=1e-5)  # ssim.m (f = round(384/256) = 2)
+    xg, yg = refs["goldhill"]
+    assert get_metric(SSIM_MATLAB_BUILTIN).function(xg, yg).item() == pytest.approx(0.68476, abs=1e-5)
+    assert ssim(xg, yg).item() == pytest.approx(0.8202, abs=1e-4)
+
+
+def test_builtin_protocol_odd_sizes_and_gradients():
+    x, y = _noisy_pair((2, 3, 37, 53), seed=5, dtype=torch.float64)
+    x8, y8 = torch.round(x * 255) / 255, torch.round(y * 255) / 255
+    got = ssim(x8, y8, luma="rgb2gray_uint8", downsample=False, border="replicate")
+    for i in range(2):
+        want = _builtin_ssim_reference(_rgb2gray_uint8_np(x8[i:i + 1]), _rgb2gray_uint8_np(y8[i:i + 1]))
+        assert got[i].item() == pytest.approx(want, abs=1e-12)
+    xr = x8.clone().float().requires_grad_(True)
+    get_loss("ssim:luma=rgb2gray_uint8,border=replicate")(xr, y8.float()).backward()
+    assert torch.isfinite(xr.grad).all() and xr.grad.abs().sum() > 0  # straight-through rounding
+    with pytest.raises(ValueError, match="expected color='y'"):
+        ssim(x, y, color="rgb", luma="rgb2gray_uint8")
+    with pytest.raises(ValueError, match="expected border"):
+        ssim(x, y, border="zeros")

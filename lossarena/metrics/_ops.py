@@ -17,10 +17,76 @@ MATLAB code:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def _on(obj: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    """Move a tensor (or a tuple of them) to ``device``; real tensors to ``dtype``, complex ones to the
+    matching complex dtype; anything else unchanged."""
+    if isinstance(obj, tuple):
+        return tuple(_on(o, device, dtype) for o in obj)
+    if not isinstance(obj, torch.Tensor):
+        return obj
+    if obj.is_complex():
+        return obj.to(device=device, dtype=torch.complex128 if dtype == torch.float64 else torch.complex64)
+    return obj.to(device=device, dtype=dtype).contiguous()
+
+
+def device_cache(maxsize: int = 32) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Cache a metric constant per (arguments, device, dtype): built once, uploaded once.
+
+    Decorates ``build(*args) -> Tensor | tuple`` (built on the CPU, usually in float64); the result is
+    called as ``f(*args, device=..., dtype=...)`` and returns the constant(s) on that device in that
+    dtype (complex tensors in the matching complex dtype). Constants are built with autograd and
+    inference mode off, so a constant first made inside ``torch.inference_mode()`` can still be used
+    in a training step. ``f.cache_clear()`` empties the cache.
+
+    Parameters
+    ----------
+    maxsize : int
+        Entries kept (least recently used dropped); each entry is one (args, device, dtype).
+
+    Returns
+    -------
+    callable
+        The decorator.
+
+    Examples
+    --------
+    >>> @device_cache()
+    ... def ones3():
+    ...     return torch.ones(3, dtype=torch.float64)
+    >>> ones3(device=torch.device("cpu"), dtype=torch.float32) is ones3(device=torch.device("cpu"),
+    ...                                                                  dtype=torch.float32)
+    True
+    """
+
+    def deco(build: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.lru_cache(maxsize=maxsize)
+        def cached(device: torch.device, dtype: torch.dtype, *args: Any) -> Any:
+            with torch.inference_mode(False), torch.no_grad():
+                return _on(build(*args), device, dtype)
+
+        @functools.wraps(build)
+        def get(*args: Any, device: torch.device | str, dtype: torch.dtype) -> Any:
+            return cached(torch.device(device), dtype, *args)
+
+        get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        return get
+
+    return deco
+
+
+@device_cache()
+def _luma_weights() -> torch.Tensor:
+    return torch.tensor(LUMA_WEIGHTS, dtype=torch.float64).view(1, 3, 1, 1)
 
 # sqrt(a + SQRT_EPS) - sqrt(a) <= sqrt(SQRT_EPS) = 1e-10 < 1e-9 for every a >= 0
 SQRT_EPS = 1e-20
@@ -29,8 +95,44 @@ SQRT_EPS = 1e-20
 def luma(x: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) RGB -> (N, 1, H, W) Y = 0.299 R + 0.587 G + 0.114 B (same scale as the input)."""
     # a weighted channel sum, not x[:, 0:1] slices: slicing's backward fills full-size zero tensors
-    w = torch.tensor(LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
+    return (x * _luma_weights(device=x.device, dtype=x.dtype)).sum(dim=1, keepdim=True)
+
+
+def _rgb2gray_coefficients() -> tuple[float, float, float]:
+    """MATLAB ``rgb2gray``'s weights: the first row of ``inv([1 .956 .621; 1 -.272 -.647; 1 -1.106 1.703])``
+    (0.298936, 0.587043, 0.114021), computed in float64 as MATLAB does."""
+    ntsc = torch.tensor([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.106, 1.703]], dtype=torch.float64)
+    r, g, b = torch.linalg.inv(ntsc)[0].tolist()
+    return (r, g, b)
+
+
+RGB2GRAY_WEIGHTS = _rgb2gray_coefficients()
+
+
+@device_cache()
+def _rgb2gray_weights() -> torch.Tensor:
+    return torch.tensor(RGB2GRAY_WEIGHTS, dtype=torch.float64).view(1, 3, 1, 1)
+
+
+def rgb2gray_uint8(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``rgb2gray`` of a uint8 image: ``round(0.298936 R + 0.587043 G + 0.114021 B)`` on 0-255.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (N, 3, H, W) RGB in [0, 1] (8-bit images divided by 255).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, 1, H, W) in [0, 1]: the uint8 luma divided by 255, in ``x``'s dtype. The weighted sum is
+        formed in float64 and rounded half away from zero (``imapplymatrix`` for uint8 output);
+        the rounding has a straight-through (identity) gradient, so it can be part of a loss.
+    """
+    w = _rgb2gray_weights(device=x.device, dtype=torch.float64)
+    v = (x.to(torch.float64) * w).sum(dim=1, keepdim=True) * 255.0
+    r = torch.floor(v.detach() + 0.5).clamp(0.0, 255.0)
+    return (v + (r - v).detach()).to(x.dtype) / 255.0
 
 
 def to_channels(x: torch.Tensor, color: str, name: str) -> torch.Tensor:
@@ -78,12 +180,17 @@ def matlab_box_downsample(x: torch.Tensor, f: int) -> torch.Tensor:
     return F.avg_pool2d(x, kernel_size=f, stride=f)
 
 
-def gaussian_1d(size: int, sigma: float, dtype, device) -> torch.Tensor:
-    """1-D factor of MATLAB's ``fspecial('gaussian', size, sigma)`` (normalised to sum 1)."""
+@device_cache()
+def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
     r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
     g = torch.exp(-(r**2) / (2.0 * sigma**2))
-    g = g / g.sum()
-    return g.to(dtype=dtype, device=device)
+    return g / g.sum()
+
+
+def gaussian_1d(size: int, sigma: float, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """1-D factor of MATLAB's ``fspecial('gaussian', size, sigma)`` (normalised to sum 1), cached per
+    (size, sigma, device, dtype); do not modify the returned tensor in place."""
+    return _gaussian_1d(size, sigma, device=device, dtype=dtype)
 
 
 def sep_filter(x: torch.Tensor, k: torch.Tensor, *, padding: int = 0, stride: int = 1) -> torch.Tensor:
@@ -99,11 +206,14 @@ def sep_filter(x: torch.Tensor, k: torch.Tensor, *, padding: int = 0, stride: in
 
 
 def compute_dtype(x: torch.Tensor, internal: str | torch.dtype | None) -> torch.dtype:
-    """The dtype to compute in: ``None`` -> the input's, ``'float64'``/``torch.float64`` -> that."""
-    if internal is None:
+    """The dtype to compute in: ``None`` or ``'input'`` -> the input's; ``'float64'``, ``'float32'`` or a
+    ``torch.dtype`` -> that one."""
+    if internal is None or internal == "input":
         return x.dtype
     if isinstance(internal, str):
-        internal = getattr(torch, internal)
+        if internal not in ("float64", "float32"):
+            raise ValueError(f"expected internal_dtype 'float64', 'float32' or 'input', got {internal!r}")
+        return torch.float64 if internal == "float64" else torch.float32
     return internal
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .options import MetricOption
 from .registry import FunctionalMetric, MetricSpec, register_metric
 from .validate import validate_images
 
@@ -32,5 +33,6 @@ register_metric(MetricSpec(
     name="psnr", lower_better=False, differentiable=True, function=psnr,
     module=lambda reduction="none", **kw: FunctionalMetric(psnr, reduction, **kw),
     best_value=None, citation="peak signal-to-noise ratio, 10 log10(1/MSE)",
+    options=(MetricOption("eps", float, 1e-10, "added to the MSE; identical images give 100 dB"),),
     description="PSNR in dB over RGB",
 ))

@@ -48,6 +48,7 @@ from ._zhang_common import (
     scharr_magnitude,
     similarity,
 )
+from .options import MetricOption
 from .registry import FunctionalMetric, MetricSpec, register_metric
 from .validate import validate_images
 
@@ -256,4 +257,5 @@ register_metric(MetricSpec(
               "Quality Assessment', IEEE TIP 20(8):2378-2386, 2011"),
     description="FSIMc on colour, FSIM on grey (chromatic=False: luma-only FSIM); FeatureSIM.m defaults",
     aliases=("fsimc",),
+    options=(MetricOption("chromatic", bool, True, "FSIMc (I and Q similarity); false: luma-only FSIM"),),
 ))

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ._ops import SQRT_EPS, compute_dtype, luma, safe_sqrt
+from .options import MetricOption
 from .registry import FunctionalMetric, MetricSpec, register_metric
 from .validate import validate_images
 
@@ -85,4 +86,9 @@ register_metric(MetricSpec(
     module=lambda reduction="none", **kw: FunctionalMetric(gmsd, reduction, **kw),
     best_value=0.0, min_size=MIN_SIZE, citation=GMSD_CITATION,
     description="GMSD as GMSD.m: luma, 2x2 mean + decimation, Prewitt, T=170, std2 of the GMS map",
+    options=(
+        MetricOption("t", float, T_GMSD, "the stability constant T (for 0-255 values)"),
+        MetricOption("internal_dtype", str, "float64", "compute in float64 (MATLAB parity) or in the input dtype",
+                     choices=("float64", "float32", "input")),
+    ),
 ))

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ._ops import safe_sqrt, symmetric_pad, to_channels
+from .options import MetricOption
 from .registry import FunctionalMetric, MetricSpec, register_metric
 from .validate import validate_images
 
@@ -159,4 +160,6 @@ register_metric(MetricSpec(
     module=lambda reduction="none", **kw: FunctionalMetric(nlpd, reduction, **kw),
     best_value=0.0, min_size=MIN_SIZE, citation=NLPD_CITATION,
     description="NLPD as NLP_dist.m (2016): luma in [0,1], 6-level Laplacian pyramid, learned DN, RMS/mean",
+    options=(MetricOption("color", str, "y", "'y': NLP_dist.m on the luma; 'rgb': mean of the per-channel NLPD",
+                          choices=("y", "rgb")),),
 ))

@@ -33,8 +33,17 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
-from ._ops import gaussian_1d, matlab_box_downsample, min_size_for_scales, sep_filter, to_channels
+from ._ops import (
+    gaussian_1d,
+    matlab_box_downsample,
+    min_size_for_scales,
+    rgb2gray_uint8,
+    sep_filter,
+    to_channels,
+)
+from .options import MetricOption
 from .registry import FunctionalMetric, MetricSpec, register_metric
 from .validate import validate_images
 
@@ -78,19 +87,91 @@ def _ssim_cs_maps(x: torch.Tensor, y: torch.Tensor, win: torch.Tensor) -> tuple[
     return lum * cs, cs
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, *, color: str = "y", downsample: bool = True) -> torch.Tensor:
-    """SSIM of distorted ``x`` against reference ``y`` (float RGB NCHW in [0, 1]) -> (N,), 1 = identical.
+def _ssim_input(x: torch.Tensor, color: str, luma: str) -> torch.Tensor:
+    if luma == "bt601":
+        return to_channels(x, color, "ssim")
+    if luma != "rgb2gray_uint8":
+        raise ValueError(f"ssim: expected luma 'bt601' or 'rgb2gray_uint8', got {luma!r}")
+    if color != "y":
+        raise ValueError(f"ssim: expected color='y' with luma='rgb2gray_uint8', got color={color!r}")
+    return rgb2gray_uint8(x)
 
-    ``color``: ``'y'`` (default, ssim.m on the luma) or ``'rgb'`` (mean over the three channels).
-    ``downsample``: ssim.m's automatic ``f = max(1, round(min(H, W)/256))`` box downsampling.
+
+def ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    color: str = "y",
+    downsample: bool = True,
+    luma: str = "bt601",
+    border: str = "valid",
+) -> torch.Tensor:
+    """Structural similarity (SSIM) of a distorted image against its reference; higher is better.
+
+    The defaults reproduce Zhou Wang's ``ssim.m``; ``luma="rgb2gray_uint8", downsample=False,
+    border="replicate"`` (:data:`SSIM_MATLAB_BUILTIN`) reproduces MATLAB's built-in ``ssim`` applied
+    to ``rgb2gray`` of 8-bit images, the protocol of pyiqa's calibration table and many papers. See
+    docs/metrics_classical.md for both protocols and their numbers.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Distorted images, float RGB (N, 3, H, W) in [0, 1], H, W >= 11.
+    y : torch.Tensor
+        Reference images, same shape, dtype and device as ``x``.
+    color : {"y", "rgb"}
+        ``"y"``: SSIM of the luma (ssim.m on the grey image); ``"rgb"``: mean SSIM of R, G and B
+        (piq's default).
+    downsample : bool
+        ssim.m's automatic box downsampling by ``f = max(1, round(min(H, W) / 256))`` (MATLAB
+        rounding); ``False`` compares at full resolution, as MATLAB's built-in ``ssim``.
+    luma : {"bt601", "rgb2gray_uint8"}
+        How the luma is formed for ``color="y"``: ``"bt601"`` is ``0.299 R + 0.587 G + 0.114 B``
+        unrounded (ssim.m's ``rgb2gray`` on double images); ``"rgb2gray_uint8"`` is MATLAB's
+        ``rgb2gray`` on a uint8 image, ``round(0.298936 R + 0.587043 G + 0.114021 B)`` on 0-255
+        (straight-through gradient through the rounding).
+    border : {"valid", "replicate"}
+        ``"valid"``: mean of the SSIM map where the 11x11 window fits (ssim.m, scikit-image);
+        ``"replicate"``: a same-size map with replicate padding (MATLAB's built-in ``ssim``, which
+        filters with ``imgaussfilt(..., 'Padding', 'replicate')``).
+
+    Returns
+    -------
+    torch.Tensor
+        Shape (N,), in [-1, 1]; 1 for identical images. Higher is better.
+
+    Raises
+    ------
+    ValueError
+        "expected X, got Y" for images that are not float RGB NCHW in [0, 1] of equal shape, sides
+        below 11 px (after downsampling, with ``border="valid"``) or an unknown option value.
+
+    References
+    ----------
+    Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality assessment: from error
+    visibility to structural similarity", IEEE TIP 13(4):600-612, 2004.
+
+    Examples
+    --------
+    >>> import torch
+    >>> y = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    >>> round(float(ssim(y, y)), 6)
+    1.0
+    >>> bool(ssim(0.5 * y, y, luma="rgb2gray_uint8", downsample=False, border="replicate") < 1)
+    True
     """
     validate_images(x, y, name="ssim", min_size=WINDOW)
-    a = to_channels(x, color, "ssim")
-    b = to_channels(y, color, "ssim")
+    if border not in ("valid", "replicate"):
+        raise ValueError(f"ssim: expected border 'valid' or 'replicate', got {border!r}")
+    a = _ssim_input(x, color, luma)
+    b = _ssim_input(y, color, luma)
     if downsample:
         f = ssim_downsample_factor(*x.shape[-2:])
         a, b = matlab_box_downsample(a, f), matlab_box_downsample(b, f)
-    if min(a.shape[-2:]) < WINDOW:  # only reachable for very elongated images
+    if border == "replicate":
+        p = WINDOW // 2
+        a, b = F.pad(a, (p, p, p, p), mode="replicate"), F.pad(b, (p, p, p, p), mode="replicate")
+    elif min(a.shape[-2:]) < WINDOW:  # only reachable for very elongated images
         raise ValueError(
             f"ssim: expected images whose downsampled size is at least {WINDOW}x{WINDOW} px, "
             f"got {tuple(x.shape[-2:])} -> {tuple(a.shape[-2:])}; pass downsample=False"
@@ -98,6 +179,10 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, color: str = "y", downsample: bool
     win = gaussian_1d(WINDOW, SIGMA, a.dtype, a.device)
     s_map, _ = _ssim_cs_maps(a, b, win)
     return s_map.mean(dim=(-2, -1)).mean(dim=1)
+
+
+SSIM_MATLAB_BUILTIN = "ssim:luma=rgb2gray_uint8,downsample=false,border=replicate"
+"""The metric spec of MATLAB's built-in ``ssim(rgb2gray(A), rgb2gray(ref))`` on 8-bit images."""
 
 
 def _ms_weights(scales: int | None) -> tuple[float, ...]:
@@ -172,6 +257,15 @@ register_metric(MetricSpec(
     module=lambda reduction="none", **kw: FunctionalMetric(ssim, reduction, **kw),
     best_value=1.0, min_size=WINDOW, citation=SSIM_CITATION,
     description="SSIM as ssim.m: luma, auto-downsampling, 11x11 Gaussian (sigma 1.5), valid",
+    options=(
+        MetricOption("color", str, "y", "'y': luma (ssim.m on the grey image); 'rgb': mean over R, G, B",
+                     choices=("y", "rgb")),
+        MetricOption("downsample", bool, True, "ssim.m's automatic box downsampling by round(min(H, W)/256)"),
+        MetricOption("luma", str, "bt601", "'bt601': .299R+.587G+.114B unrounded (ssim.m); 'rgb2gray_uint8': "
+                     "MATLAB rgb2gray of uint8 images, rounded", choices=("bt601", "rgb2gray_uint8")),
+        MetricOption("border", str, "valid", "'valid': mean where the window fits (ssim.m); 'replicate': "
+                     "same-size map, replicate padding (MATLAB built-in ssim)", choices=("valid", "replicate")),
+    ),
 ))
 register_metric(MetricSpec(
     name="ms-ssim", lower_better=False, differentiable=True, function=ms_ssim,
@@ -179,4 +273,11 @@ register_metric(MetricSpec(
     best_value=1.0, min_size=ms_ssim_min_size(), citation=MS_SSIM_CITATION,
     description="MS-SSIM as msssim.m: luma, 5 scales (>= 161 px; scales=k for smaller images)",
     aliases=("msssim", "ms_ssim"),
+    options=(
+        MetricOption("color", str, "y", "'y': luma (msssim.m); 'rgb': mean of the per-channel MS-SSIM",
+                     choices=("y", "rgb")),
+        MetricOption("scales", int, 5, "number of scales; k < 5 allows sides from 10*2^(k-1)+1 px",
+                     choices=(1, 2, 3, 4, 5)),
+    ),
+    min_size_for=lambda scales=None, **_: ms_ssim_min_size(scales),
 ))

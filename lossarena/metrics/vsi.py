@@ -54,6 +54,7 @@ from ._zhang_common import (
     scharr_magnitude,
     similarity,
 )
+from .options import MetricOption
 from .registry import FunctionalMetric, MetricSpec, register_metric
 from .validate import validate_images
 
@@ -184,4 +185,6 @@ register_metric(MetricSpec(
     citation=("L. Zhang, Y. Shen, H. Li, 'VSI: A Visual Saliency-Induced Index for Perceptual Image "
               "Quality Assessment', IEEE TIP 23(10):4270-4281, 2014"),
     description="VSI with SDSP saliency (computed at 256x256 as in VSI.m); VSI.m defaults",
+    options=(MetricOption("resize", str, "matlab", "imresize inside SDSP: MATLAB's (antialiased) or Octave's 2020",
+                          choices=("matlab", "octave")),),
 ))
