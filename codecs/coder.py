@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from .bitstream import Bitstream, BitstreamError
+from .bitstream import INT_PAIR, Bitstream, BitstreamError, check_meta
+from .entropy import checked_hyperprior_decompress
 from .interface import Codec, bpp_from_likelihoods, check_image, pad_to
 from .model import PAD, load_checkpoint
 
@@ -72,9 +73,11 @@ class HyperpriorCodec(Codec):
         if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE):
             raise BitstreamError(f"{source}: implausible image size {h}x{w}")
         zh, zw = -(-h // PAD), -(-w // PAD)
+        check_meta(bs.meta, {}, {"z_shape": INT_PAIR}, source=source)
         if bs.meta.get("z_shape", [zh, zw]) != [zh, zw] or len(bs.strings) != 2 or any(len(s) != 1 for s in bs.strings):
             raise BitstreamError(f"{source}: stream layout does not match a {h}x{w} hyperprior bitstream")
-        x_hat = self.model.decompress(bs.strings, (zh, zw))["x_hat"]
+        # bounds-checked rANS (CompressAI's C++ decoder trusts the strings); identical on valid streams
+        x_hat = checked_hyperprior_decompress(self.model, bs.strings, (zh, zw), source=source)
         return x_hat[..., :h, :w].clamp(0, 1).cpu()
 
     @torch.no_grad()
