@@ -114,6 +114,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default=None)
     _add_outlier_opts(p)
 
+    p = sub.add_parser("jnd", help="JND scale from AIC-3 plain + boosted triplet responses -> jnd.csv")
+    p.add_argument("responses", help="AIC-3 zip or responses CSV, or a lossarena triplet export (docs/analysis.md)")
+    p.add_argument("--out", required=True, help="jnd.csv (side file <stem>_boosting.csv beside it)")
+    p.add_argument("--experiment", default="both", choices=["btc", "ptc", "both"], help="zip only (default both)")
+    p.add_argument("--trap-min", default="otsu", help="drop batches whose trap score is below this "
+                   "(a number in [0, 1], 'otsu' (default) or 'none')")
+    p.add_argument("--boost-groups", default="auto", choices=["auto", "content-codec", "codec", "content", "global"],
+                   help="images sharing one boosting polynomial (default auto)")
+    p.add_argument("--linear-boost", action="store_true", help="h(x) = g1 x instead of g1 x + g2 x^2")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates over participants (0 = no CIs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--screening-out", default=None, help="also write the per-batch screening table (CSV)")
+
     p = sub.add_parser("convert", help="read a foreign format and write canonical votes.csv")
     p.add_argument("votes", nargs="?", help="input file or folder")
     p.add_argument("--format", default=None)
@@ -130,6 +143,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--random", type=int, default=2, help="random responders")
     p.add_argument("--seed", type=int, default=0)
     return ap
+
+
+def _jnd(args, quiet: bool) -> int:
+    from .jnd import fit_jnd, read_responses, write_jnd
+
+    t = args.trap_min.strip().lower()
+    if t in ("otsu", "none"):
+        trap_min = None if t == "none" else "otsu"
+    else:
+        try:
+            trap_min = float(t)
+        except ValueError:
+            raise InputError(f"--trap-min: expected a number, 'otsu' or 'none', got '{args.trap_min}'") from None
+    resp = read_responses(args.responses, experiment=args.experiment)
+    fit = fit_jnd(resp, trap_min=trap_min, boost_groups=args.boost_groups, quadratic=not args.linear_boost,
+                  bootstrap=args.bootstrap, seed=args.seed, progress=not quiet)
+    main_path, side = write_jnd(fit, args.out)
+    if args.screening_out:
+        Path(args.screening_out).parent.mkdir(parents=True, exist_ok=True)
+        fit.screening.batches.to_csv(args.screening_out, index=False, float_format="%.6g")
+    i = fit.info
+    print(f"wrote {main_path} ({len(fit.scale)} images) and {side}: {i['used']} of {i['responses']} answers used, "
+          f"{i['batches_dropped']} of {i['batches']} batches dropped (trap score < {i['trap_threshold']:.3g}), "
+          f"{len(fit.boosting)} boosting group(s)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         write_votes(v, args.out)
         print(f"wrote {args.out} ({len(v)} votes)")
         return 0
+
+    if args.cmd == "jnd":
+        return _jnd(args, quiet)
 
     votes = _read(args)
 

@@ -1,0 +1,772 @@
+"""JND scale from JPEG AIC-3 triplet comparisons: plain (PTC) and boosted (BTC) responses, one joint fit.
+
+A triplet shows the reference (the pivot) between two test images A and B of the same content; the
+observer names the test image that differs **more** from the reference, or answers "not sure". The
+model (Testolina et al., DCC 2025, arXiv:2410.09501; Jenadeleh et al., arXiv:2504.06301; ISO/IEC
+29170-3) is Thurstone Case V on the distances to the pivot. With the pivot the reference, the distance
+of a test image is its impairment ``x >= 0`` (the reference has ``x = 0``), and::
+
+    P(A judged more distorted than B | plain)   = Phi(z75 * (x_A - x_B))
+    P(A judged more distorted than B | boosted) = Phi(z75 * (h_g(x_A) - h_g(x_B)))
+    h_g(x) = g1 * x + g2 * x**2         (one boosting polynomial per group g: by default content x codec)
+
+``z75 = Phi^-1(0.75)``, so a difference of 1 on the ``x`` scale is answered correctly by 75 % of
+observers: ``x`` is in JND units (the papers fit unit-variance differences and divide the scale by
+``Phi^-1(0.75)``; the two are the same). "Not sure" counts one half for each side (the AIC-3 papers
+split it 1/2 : 1/2). Plain and boosted responses are fitted jointly by maximum likelihood; the boosted
+scale values ``h_g(x)`` and the fitted ``(g1, g2)`` are reported beside the plain (JND) scale.
+
+Screening (``screen_batches``): trap triplets (the original against a heavily distorted image) must be
+answered correctly; a batch (an assignment, or a participant when the file has no batches) whose trap
+score -- the share of its trap triplets answered correctly, "not sure" counting one half -- falls below
+a threshold is dropped with all its answers. The threshold is Otsu's between-class split of the batch
+scores (``"otsu"``, what the JPEG AI study used) or a fixed number. Bias triplets (the same image on
+both sides) and the left/right balance are reported per batch. Trap and bias triplets never enter
+the fit.
+
+Confidence intervals: percentile bootstrap (2.5 %, 97.5 %) over participants (all answers of a
+resampled participant come along), every replicate refitted from the full-data fit (warm start).
+
+Inputs (:func:`read_responses`):
+
+* the JPEG AIC-3 dataset zip, or one of its ``*_responses_*.csv`` files (``method`` BTC/PTC per row);
+  names as ``lossarena analysis convert ... aic3`` writes them: content ``img02``, condition
+  ``AVIF_01``, the original ``reference``; batch = ``assignment``;
+* lossarena triplet exports: a CSV with ``participant,content,condition_a,condition_b,winner`` where
+  ``winner`` is the image **closer to** the reference (the less distorted one; the votes convention)
+  or ``tie`` ("not sure"), plus ``boost`` (empty, ``none`` or ``plain`` = a plain triplet, anything
+  else such as ``zoom,flicker,amplify`` = boosted) or ``method`` (``PTC``/``BTC``); optional ``batch``,
+  ``is_trap``, ``is_bias`` (``0/1/true/false``). The reference must be called ``reference``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from lossarena.data import schemas
+from scipy import optimize, special, stats
+
+from lossarena.errors import InputError
+
+from ._threads import single_thread
+
+log = logging.getLogger(__name__)
+
+Z75 = float(stats.norm.ppf(0.75))  # 0.6744897...: 1 JND = 75 % correct
+REFERENCE = schemas.REFERENCE
+BOOST_GROUPS = ("auto", "content-codec", "codec", "content", "global")
+MIN_PLAIN = 200  # plain answers a group needs for its own polynomial in boost_groups="auto"
+_AIC3_NAME = re.compile(r"^(?:BTC|PTC)_\d+_(.+)_(\d+)\.png$")
+_X_MAX = 15.0  # JND; far above anything compression at "good" quality produces
+_G1 = (0.05, 20.0)
+_G2 = (-2.0, 5.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _bool_col(df: pd.DataFrame, col: str, src: str) -> np.ndarray:
+    if col not in df.columns:
+        return np.zeros(len(df), dtype=bool)
+    v = df[col].astype(str).str.strip().str.lower()
+    ok = v.isin(["0", "1", "true", "false", "yes", "no", ""])
+    if not ok.all():
+        i = int(np.flatnonzero(~ok.to_numpy())[0])
+        raise InputError(f"{src}: line {schemas.line_of(df, i)}: field '{col}' is '{df[col].iloc[i]}', "
+                         "expected 0/1/true/false")
+    return v.isin(["1", "true", "yes"]).to_numpy()
+
+
+def _aic3_names(names: pd.Series, df: pd.DataFrame, col: str, src: str) -> np.ndarray:
+    m = names.astype(str).str.strip().str.extract(_AIC3_NAME)
+    bad = m[0].isna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"{src}: line {schemas.line_of(df, i)}: field '{col}': cannot parse image name "
+                         f"'{schemas.show(names.iloc[i])}' (expected <BTC|PTC>_<n>_<codec>_<level>.png)")
+    cond = (m[0] + "_" + m[1]).to_numpy(dtype=object)
+    return np.where(m[0].to_numpy() == "0ref", REFERENCE, cond)
+
+
+def _from_aic3(df: pd.DataFrame, src: str) -> pd.DataFrame:
+    need = ["worker", "method", "img_num", "img_left", "img_right", "img_pivot", "codec_pivot", "response"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise InputError(f"{src}: missing column(s) {', '.join(missing)}")
+    resp = df["response"].astype(str).str.strip().str.lower().str.replace(" ", "", regex=False)
+    ok = resp.isin(["left", "right", "notsure", "skip"])
+    if not ok.all():
+        i = int(np.flatnonzero(~ok.to_numpy())[0])
+        raise InputError(f"{src}: line {schemas.line_of(df, i)}: field 'response' is "
+                         f"'{schemas.show(df['response'].iloc[i])}', expected left, right, notsure or skip")
+    notref = df["codec_pivot"].astype(str).str.strip() != "0"
+    if notref.any():
+        i = int(np.flatnonzero(notref.to_numpy())[0])
+        raise InputError(f"{src}: line {schemas.line_of(df, i)}: field 'codec_pivot' is "
+                         f"'{schemas.show(df['codec_pivot'].iloc[i])}': only triplets with the reference as "
+                         "pivot are supported")
+    method = df["method"].astype(str).str.strip().str.upper()
+    bad = ~method.isin(["BTC", "PTC"])
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"{src}: line {schemas.line_of(df, i)}: field 'method' is "
+                         f"'{schemas.show(df['method'].iloc[i])}', expected BTC or PTC")
+    num = pd.to_numeric(df["img_num"], errors="coerce")
+    if num.isna().any():
+        i = int(np.flatnonzero(num.isna().to_numpy())[0])
+        raise InputError(f"{src}: line {schemas.line_of(df, i)}: field 'img_num' is not a number")
+    r = resp.to_numpy()
+    y = np.where(r == "left", 1.0, np.where(r == "right", 0.0, 0.5))
+    batch = df["assignment"].astype(str).str.strip() if "assignment" in df.columns else None
+    participant = method + "-" + df["worker"].astype(str).str.strip()
+    out = pd.DataFrame({
+        "participant": participant.to_numpy(),
+        "batch": (participant + "/" + batch).to_numpy() if batch is not None else participant.to_numpy(),
+        "content": ("img" + num.astype(int).astype(str).str.zfill(2)).to_numpy(),
+        "condition_a": _aic3_names(df["img_left"], df, "img_left", src),
+        "condition_b": _aic3_names(df["img_right"], df, "img_right", src),
+        "boosted": (method == "BTC").to_numpy(),
+        "y": y,
+        "is_trap": _bool_col(df, "is_trap", src),
+        "is_bias": _bool_col(df, "is_bias", src),
+        "_line": df[schemas.LINE].to_numpy() if schemas.LINE in df.columns else np.arange(len(df)) + 2,
+    })
+    out["is_bias"] |= out["condition_a"].to_numpy() == out["condition_b"].to_numpy()
+    keep = r != "skip"
+    out = out[keep].reset_index(drop=True)
+    out.attrs["skipped"] = int((~keep).sum())
+    return out
+
+
+def _from_export(df: pd.DataFrame, src: str) -> pd.DataFrame:
+    need = ["participant", "content", "condition_a", "condition_b", "winner"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise InputError(f"{src}: missing column(s) {', '.join(missing)}; a triplet export needs "
+                         f"{','.join(need)} and boost or method")
+    if "boost" in df.columns:
+        b = df["boost"].astype(str).str.strip().str.lower()
+        boosted = ~b.isin(["", "none", "plain", "0", "false"])
+    elif "method" in df.columns:
+        m = df["method"].astype(str).str.strip().str.upper()
+        bad = ~m.isin(["BTC", "PTC"])
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"{src}: line {schemas.line_of(df, i)}: field 'method' is "
+                             f"'{schemas.show(df['method'].iloc[i])}', expected BTC or PTC")
+        boosted = m == "BTC"
+    else:
+        raise InputError(f"{src}: missing column boost (or method): cannot tell plain from boosted triplets")
+    a = df["condition_a"].astype(str).str.strip()
+    b_ = df["condition_b"].astype(str).str.strip()
+    w = df["winner"].astype(str).str.strip()
+    tie = schemas.tie_mask(w)
+    ok = tie | (w == a) | (w == b_)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok.to_numpy())[0])
+        raise InputError(f"{src}: line {schemas.line_of(df, i)}: field 'winner' is '{schemas.show(w.iloc[i])}', "
+                         f"expected '{schemas.show(a.iloc[i])}', '{schemas.show(b_.iloc[i])}' or 'tie'")
+    # the winner is the image closer to the reference: the OTHER side is judged more distorted
+    y = np.where(tie, 0.5, np.where(w == b_, 1.0, 0.0))
+    part = df["participant"].astype(str).str.strip()
+    out = pd.DataFrame({
+        "participant": part.to_numpy(),
+        "batch": (df["batch"].astype(str).str.strip() if "batch" in df.columns else part).to_numpy(),
+        "content": df["content"].astype(str).str.strip().to_numpy(),
+        "condition_a": a.to_numpy(),
+        "condition_b": b_.to_numpy(),
+        "boosted": boosted.to_numpy(),
+        "y": y,
+        "is_trap": _bool_col(df, "is_trap", src),
+        "is_bias": _bool_col(df, "is_bias", src),
+        "_line": df[schemas.LINE].to_numpy() if schemas.LINE in df.columns else np.arange(len(df)) + 2,
+    })
+    out["is_bias"] |= out["condition_a"].to_numpy() == out["condition_b"].to_numpy()
+    for c in ("participant", "content", "condition_a", "condition_b"):
+        empty = out[c] == ""
+        if empty.any():
+            i = int(np.flatnonzero(empty.to_numpy())[0])
+            raise InputError(f"{src}: line {out['_line'].iloc[i]}: empty field '{c}'")
+    return out
+
+
+def read_responses(path, experiment: str = "both") -> pd.DataFrame:
+    """Read triplet responses (AIC-3 zip or responses CSV, or a lossarena triplet export).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file (see the module docstring for the accepted formats).
+    experiment : {"both", "btc", "ptc"}
+        Zip only: which members to read.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per answered triplet: ``participant, batch, content, condition_a, condition_b,
+        boosted, y, is_trap, is_bias, _line``; ``y`` = 1 when ``condition_a`` was judged more distorted,
+        0 when ``condition_b`` was, 0.5 for "not sure". ``attrs['skipped']`` counts dropped ``skip`` rows.
+
+    Raises
+    ------
+    InputError
+        Unreadable file or a bad row (the message names the file, line and field).
+    """
+    path = Path(path)
+    if experiment not in ("both", "btc", "ptc"):
+        raise InputError(f"expected experiment both, btc or ptc, got {experiment!r}")
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    frames = []
+    if path.suffix.lower() == ".zip":
+        try:
+            z = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as e:
+            raise InputError(f"{path}: not a zip file ({e})") from e
+        with z:
+            members = [i for i in z.infolist() if i.filename.endswith(".csv") and "_responses_" in i.filename]
+            if experiment != "both":
+                members = [i for i in members if f"_{experiment.upper()}_" in i.filename]
+            if not members:
+                raise InputError(f"{path}: no *_responses_*.csv member for experiment '{experiment}'")
+            cap = schemas.limit("file_bytes")
+            for info in sorted(members, key=lambda i: i.filename):
+                src = f"{path}!{info.filename}"
+                if info.file_size > cap:
+                    raise InputError(f"{src}: {info.file_size} bytes uncompressed, over the limit of {cap} "
+                                     "(LOSSARENA_MAX_FILE_BYTES)")
+                with z.open(info) as f:
+                    data = f.read(cap + 1)
+                if len(data) > cap:
+                    raise InputError(f"{src}: larger than the limit of {cap} bytes (LOSSARENA_MAX_FILE_BYTES)")
+                frames.append(_from_aic3(schemas.read_table(src, data=data, source=src), src))
+    else:
+        df = schemas.read_table(path)
+        frames.append(_from_aic3(df, str(path)) if "img_pivot" in df.columns else _from_export(df, str(path)))
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["skipped"] = sum(f.attrs.get("skipped", 0) for f in frames)
+    out.attrs["source"] = str(path)
+    if out.empty:
+        raise InputError(f"{path}: no answered triplets")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# screening
+
+
+def otsu_threshold(values) -> float:
+    """Otsu's threshold of a 1-D sample: the cut maximising the between-class variance.
+
+    Parameters
+    ----------
+    values : array_like
+        Scores (e.g. per-batch trap accuracies in [0, 1]).
+
+    Returns
+    -------
+    float
+        The cut ``t``: values ``< t`` form the lower class. NaN for fewer than two distinct values.
+    """
+    v = np.sort(np.asarray(values, dtype=float)[np.isfinite(values)])
+    u = np.unique(v)
+    if u.size < 2:
+        return float("nan")
+    cuts = (u[:-1] + u[1:]) / 2
+    n = v.size
+    k = np.searchsorted(v, cuts)  # number of values below each cut
+    csum = np.cumsum(v)
+    m0 = csum[k - 1] / k
+    m1 = (csum[-1] - csum[k - 1]) / (n - k)
+    between = (k / n) * ((n - k) / n) * (m0 - m1) ** 2
+    return float(cuts[int(np.argmax(between))])
+
+
+@dataclass
+class Screening:
+    """Per-batch screening result (:func:`screen_batches`)."""
+
+    batches: pd.DataFrame
+    threshold: float
+    kept: pd.DataFrame = field(repr=False)
+
+
+def screen_batches(responses: pd.DataFrame, trap_min="otsu") -> Screening:
+    """Drop unreliable batches by their trap-question score.
+
+    Parameters
+    ----------
+    responses : pandas.DataFrame
+        :func:`read_responses` output.
+    trap_min : "otsu", float or None
+        Batches whose trap score (share of trap triplets answered correctly, "not sure" = 1/2) is
+        below this are dropped; ``"otsu"`` picks Otsu's split of the batch scores; ``None`` keeps all.
+        Batches without trap triplets are kept.
+
+    Returns
+    -------
+    Screening
+        ``batches``: one row per batch (``batch, participant, n, n_trap, trap_score, n_bias,
+        bias_notsure, right_share, kept``); ``kept``: the responses of kept batches minus trap and
+        bias triplets (what the fit uses).
+    """
+    r = responses
+    trap = r["is_trap"].to_numpy()
+    bias = r["is_bias"].to_numpy()
+    a_ref = r["condition_a"].to_numpy() == REFERENCE
+    b_ref = r["condition_b"].to_numpy() == REFERENCE
+    y = r["y"].to_numpy()
+    # a trap is answered correctly when the non-reference side is named more distorted
+    correct = np.where(a_ref, 1.0 - y, np.where(b_ref, y, np.nan))
+    g = r.assign(_trap=trap, _c=np.where(trap, correct, np.nan), _bias=bias,
+                 _bns=np.where(bias, (y == 0.5).astype(float), np.nan),
+                 _right=np.where(~trap & ~bias & (y != 0.5), (y == 0.0).astype(float), np.nan))
+    agg = g.groupby("batch", sort=True).agg(
+        participant=("participant", "first"), n=("y", "size"), n_trap=("_trap", "sum"),
+        trap_score=("_c", "mean"), n_bias=("_bias", "sum"), bias_notsure=("_bns", "mean"),
+        right_share=("_right", "mean")).reset_index()
+    if trap_min is None:
+        thr = float("nan")
+    elif isinstance(trap_min, str):
+        if trap_min != "otsu":
+            raise InputError(f"expected trap_min 'otsu', a number or None, got {trap_min!r}")
+        thr = otsu_threshold(agg["trap_score"].dropna())
+    else:
+        thr = float(trap_min)
+    kept = ~(agg["trap_score"] < thr) if np.isfinite(thr) else pd.Series(True, index=agg.index)
+    agg["kept"] = kept.to_numpy()
+    keep_b = set(agg.loc[agg["kept"], "batch"])
+    sel = r["batch"].isin(keep_b).to_numpy() & ~trap & ~bias
+    out = r[sel].reset_index(drop=True)
+    if out.empty:
+        raise InputError("no responses left after screening (all batches failed the trap questions)")
+    return Screening(agg, thr, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# the model
+
+
+def _codec_of(condition: str) -> str:
+    return condition.rsplit("_", 1)[0] if "_" in condition else condition
+
+
+@dataclass
+class _Problem:
+    items: pd.DataFrame  # content, condition, codec, group (int)
+    groups: list  # group keys
+    ia: np.ndarray
+    ib: np.ndarray
+    boosted: np.ndarray
+    pairs: pd.DataFrame  # one row per (participant, pair row) with counts
+    n_a: np.ndarray  # aggregated counts over participants
+    n_b: np.ndarray
+    part_index: np.ndarray  # participant id per pairs row
+    row_index: np.ndarray  # pair row per pairs row
+    participants: list
+
+
+def _build(resp: pd.DataFrame, boost_groups: str) -> _Problem:
+    if boost_groups not in BOOST_GROUPS:
+        raise InputError(f"expected boost_groups in {', '.join(BOOST_GROUPS)}, got {boost_groups!r}")
+    r = resp
+    conds = pd.concat([r[["content", "condition_a"]].set_axis(["content", "condition"], axis=1),
+                       r[["content", "condition_b"]].set_axis(["content", "condition"], axis=1)])
+    items = conds[conds["condition"] != REFERENCE].drop_duplicates().sort_values(["content", "condition"])
+    items = items.reset_index(drop=True)
+    items["codec"] = [_codec_of(c) for c in items["condition"]]
+    idx = {(c, k): i for i, (c, k) in enumerate(zip(items["content"], items["condition"]))}
+
+    def index(col):
+        return np.array([idx.get((c, k), -1) for c, k in zip(r["content"], r[col])], dtype=np.int64)
+
+    ia, ib = index("condition_a"), index("condition_b")
+    key = {"auto": lambda d: list(zip(d["content"], d["codec"])),
+           "content-codec": lambda d: list(zip(d["content"], d["codec"])),
+           "codec": lambda d: [("*", c) for c in d["codec"]],
+           "content": lambda d: [(c, "*") for c in d["content"]],
+           "global": lambda d: [("*", "*")] * len(d)}[boost_groups](items)
+    if boost_groups == "auto":
+        # back off to one polynomial per codec, then one for all, where plain answers are too few
+        plain = ~r["boosted"].to_numpy(bool)
+        n_item = (np.bincount(ia[plain & (ia >= 0)], minlength=len(items))
+                  + np.bincount(ib[plain & (ib >= 0)], minlength=len(items)))
+        for level in (lambda k: ("*", k[1]), lambda k: ("*", "*")):
+            per = pd.Series(n_item).groupby(pd.Series(key)).transform("sum").to_numpy()
+            key = [k if n >= MIN_PLAIN else level(k) for k, n in zip(key, per)]
+    groups = list(dict.fromkeys(key))
+    items["group"] = [groups.index(k) for k in key]
+    y = r["y"].to_numpy(dtype=float)
+    d = pd.DataFrame({"p": r["participant"].to_numpy(), "ia": ia, "ib": ib,
+                      "boosted": r["boosted"].to_numpy(bool), "na": y, "nb": 1.0 - y})
+    per = d.groupby(["p", "ia", "ib", "boosted"], sort=True)[["na", "nb"]].sum().reset_index()
+    rows = per[["ia", "ib", "boosted"]].drop_duplicates().reset_index(drop=True)
+    rows["row"] = np.arange(len(rows))
+    per = per.merge(rows, on=["ia", "ib", "boosted"], how="left")
+    participants = sorted(per["p"].unique())
+    pid = {p: i for i, p in enumerate(participants)}
+    n_a = np.bincount(per["row"], weights=per["na"], minlength=len(rows))
+    n_b = np.bincount(per["row"], weights=per["nb"], minlength=len(rows))
+    return _Problem(items, groups, rows["ia"].to_numpy(), rows["ib"].to_numpy(), rows["boosted"].to_numpy(bool),
+                    per, n_a, n_b, per["p"].map(pid).to_numpy(), per["row"].to_numpy(), participants)
+
+
+class _Objective:
+    """Negative log-likelihood of the joint PTC/BTC model and its analytic gradient."""
+
+    def __init__(self, prob: _Problem):
+        self.n = len(prob.items)
+        self.G = len(prob.groups)
+        self.ia, self.ib, self.bo = prob.ia, prob.ib, prob.boosted
+        grp = prob.items["group"].to_numpy()
+        self.ga = np.where(self.ia >= 0, grp[np.maximum(self.ia, 0)], 0)
+        self.gb = np.where(self.ib >= 0, grp[np.maximum(self.ib, 0)], 0)
+        self.item_group = grp
+
+    def values(self, theta):
+        x = theta[: self.n]
+        g1 = theta[self.n: self.n + self.G]
+        g2 = theta[self.n + self.G:]
+        return x, g1, g2
+
+    def __call__(self, theta, n_a, n_b):
+        n, G = self.n, self.G
+        x, g1, g2 = self.values(theta)
+        xe = np.append(x, 0.0)  # index -1 -> the reference (x = 0)
+        xa, xb = xe[self.ia], xe[self.ib]
+        bo = self.bo
+        ua = np.where(bo, g1[self.ga] * xa + g2[self.ga] * xa * xa, xa)
+        ub = np.where(bo, g1[self.gb] * xb + g2[self.gb] * xb * xb, xb)
+        d = Z75 * (ua - ub)
+        lp, lm = special.log_ndtr(d), special.log_ndtr(-d)
+        nll = -(n_a @ lp + n_b @ lm)
+        logphi = -0.5 * d * d - 0.5 * np.log(2 * np.pi)
+        # d nll / d d
+        gd = -(n_a * np.exp(logphi - lp) - n_b * np.exp(logphi - lm)) * Z75
+        dua_dx = np.where(bo, g1[self.ga] + 2 * g2[self.ga] * xa, 1.0)
+        dub_dx = np.where(bo, g1[self.gb] + 2 * g2[self.gb] * xb, 1.0)
+        grad = np.zeros(n + 2 * G)
+        ma, mb = self.ia >= 0, self.ib >= 0
+        grad[:n] = (np.bincount(self.ia[ma], weights=(gd * dua_dx)[ma], minlength=n)
+                    - np.bincount(self.ib[mb], weights=(gd * dub_dx)[mb], minlength=n))
+        wa = np.where(bo & ma, gd, 0.0)
+        wb = np.where(bo & mb, -gd, 0.0)
+        grad[n: n + G] = (np.bincount(self.ga, weights=wa * xa, minlength=G)
+                          + np.bincount(self.gb, weights=wb * xb, minlength=G))
+        grad[n + G:] = (np.bincount(self.ga, weights=wa * xa * xa, minlength=G)
+                        + np.bincount(self.gb, weights=wb * xb * xb, minlength=G))
+        return nll, grad
+
+
+def _init(prob: _Problem) -> np.ndarray:
+    """Start: a rough per-item impairment from the share of answers naming it more distorted."""
+    n, G = len(prob.items), len(prob.groups)
+    tot = prob.n_a + prob.n_b
+    w = np.bincount(prob.ia[prob.ia >= 0], weights=(prob.n_a / np.maximum(tot, 1e-9))[prob.ia >= 0], minlength=n)
+    w += np.bincount(prob.ib[prob.ib >= 0], weights=(prob.n_b / np.maximum(tot, 1e-9))[prob.ib >= 0], minlength=n)
+    c = np.bincount(prob.ia[prob.ia >= 0], minlength=n) + np.bincount(prob.ib[prob.ib >= 0], minlength=n)
+    share = w / np.maximum(c, 1)
+    x0 = np.clip(2.0 * share, 0.05, 3.0)
+    return np.concatenate([x0, np.ones(G), np.zeros(G)])
+
+
+def _bounds(prob: _Problem, quadratic: bool):
+    n, G = len(prob.items), len(prob.groups)
+    g2 = _G2 if quadratic else (0.0, 0.0)
+    return [(0.0, _X_MAX)] * n + [_G1] * G + [g2] * G
+
+
+def _minimise(obj, theta0, n_a, n_b, bounds, tol=1e-7, max_iter=3000):
+    res = optimize.minimize(obj, theta0, args=(n_a, n_b), jac=True, method="L-BFGS-B", bounds=bounds,
+                            options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-12, "maxcor": 30})
+    return res
+
+
+@dataclass
+class JNDFit:
+    """Result of :func:`fit_jnd`."""
+
+    scale: pd.DataFrame  # content, condition, codec, jnd, ci_low, ci_high, boosted_value, boost_group, n
+    boosting: pd.DataFrame  # boost_group, content, codec, gamma1, gamma2, n_plain, n_boosted
+    screening: Screening
+    info: dict
+    samples: np.ndarray | None = field(default=None, repr=False)  # bootstrap replicates of ``jnd``
+
+
+def _group_table(prob: _Problem, g1, g2, boost_groups) -> pd.DataFrame:
+    it = prob.items
+    rows = []
+    plain = np.zeros(len(prob.groups))
+    boosted = np.zeros(len(prob.groups))
+    tot = prob.n_a + prob.n_b
+    grp = it["group"].to_numpy()
+    for side in (prob.ia, prob.ib):
+        m = side >= 0
+        plain += np.bincount(grp[side[m]], weights=(tot * ~prob.boosted)[m], minlength=len(prob.groups))
+        boosted += np.bincount(grp[side[m]], weights=(tot * prob.boosted)[m], minlength=len(prob.groups))
+    for k, key in enumerate(prob.groups):
+        content, codec = key
+        rows.append({"boost_group": k, "content": content, "codec": codec, "gamma1": g1[k], "gamma2": g2[k],
+                     "n_plain": plain[k], "n_boosted": boosted[k]})
+    return pd.DataFrame(rows)
+
+
+@single_thread
+def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "auto",
+            quadratic: bool = True, bootstrap: int = 200, seed: int = 0, alpha: float = 0.05,
+            with_reference: bool = True, progress: bool = False) -> JNDFit:
+    """Reconstruct the JND scale from plain and boosted triplet responses (joint maximum likelihood).
+
+    Parameters
+    ----------
+    responses : pandas.DataFrame
+        :func:`read_responses` output.
+    trap_min : "otsu", float or None
+        Batch screening threshold on the trap score (see :func:`screen_batches`).
+    boost_groups : {"auto", "content-codec", "codec", "content", "global"}
+        Which images share one boosting polynomial ``h(x) = g1 x + g2 x^2``. ``"content-codec"``: one
+        per source and codec, as AIC-3. A group without plain answers cannot fix its polynomial (only
+        ``h(x)`` is identified), so ``"auto"`` (default) starts from content-codec and merges groups
+        with fewer than :data:`MIN_PLAIN` plain answers into one polynomial per codec, then into one
+        shared by all (the fit warns about groups that still have none).
+    with_reference : bool
+        Keep (default) the triplets in which the reference itself is one of the two test images.
+    quadratic : bool
+        ``False`` fits a linear boosting ``h(x) = g1 x``.
+    bootstrap : int
+        Bootstrap replicates over participants for the CIs (0 = no CIs).
+    seed : int
+        Seed of the bootstrap.
+    alpha : float
+        1 - the CI level (default 0.05: 95 % CIs).
+    progress : bool
+        Show a tqdm progress bar over the bootstrap.
+
+    Returns
+    -------
+    JNDFit
+        ``scale``: one row per (content, condition): ``jnd`` (plain scale, JND units, >= 0, the
+        reference is 0 and not listed), ``ci_low``/``ci_high``, ``boosted_value`` = ``h(jnd)``;
+        ``boosting``: the fitted ``gamma1, gamma2`` per group; ``info``: counts and the optimiser state.
+
+    Raises
+    ------
+    InputError
+        No usable responses, or a bad option.
+    """
+    if not (0 < alpha < 1):
+        raise InputError(f"expected 0 < alpha < 1, got {alpha}")
+    if bootstrap < 0:
+        raise InputError(f"expected bootstrap >= 0, got {bootstrap}")
+    scr = screen_batches(responses, trap_min)
+    kept = scr.kept
+    if not with_reference:
+        kept = kept[(kept["condition_a"] != REFERENCE) & (kept["condition_b"] != REFERENCE)]
+    prob = _build(kept, boost_groups)
+    obj = _Objective(prob)
+    bounds = _bounds(prob, quadratic)
+    theta0 = _init(prob)
+    res = _minimise(obj, theta0, prob.n_a, prob.n_b, bounds)
+    if not res.success:
+        log.warning("JND fit: optimiser stopped: %s", res.message)
+    theta = res.x
+    x, g1, g2 = obj.values(theta)
+    gt = _group_table(prob, g1, g2, boost_groups)
+    nodata = gt["n_plain"] == 0
+    if nodata.any():
+        log.warning("JND fit: %d boosting group(s) have no plain answers; their scale is fixed by the "
+                    "bounds only -- use a coarser --boost-groups", int(nodata.sum()))
+    lo = hi = np.full(len(x), np.nan)
+    samples = None
+    if bootstrap:
+        rng = np.random.default_rng(seed)
+        P = len(prob.participants)
+        samples = np.empty((bootstrap, len(x)))
+        it = range(bootstrap)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, desc="bootstrap", unit="fit")
+        na_p = prob.pairs["na"].to_numpy()
+        nb_p = prob.pairs["nb"].to_numpy()
+        R = len(prob.n_a)
+        for b in it:
+            w = np.bincount(rng.integers(0, P, P), minlength=P).astype(float)
+            wr = w[prob.part_index]
+            n_a = np.bincount(prob.row_index, weights=wr * na_p, minlength=R)
+            n_b = np.bincount(prob.row_index, weights=wr * nb_p, minlength=R)
+            rb = _minimise(obj, theta, n_a, n_b, bounds, tol=1e-6)
+            samples[b] = rb.x[: len(x)]
+        lo, hi = np.quantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
+    it = prob.items
+    grp = it["group"].to_numpy()
+    tot = prob.n_a + prob.n_b
+    n_item = np.zeros(len(x))
+    for side in (prob.ia, prob.ib):
+        m = side >= 0
+        n_item += np.bincount(side[m], weights=tot[m], minlength=len(x))
+    scale = pd.DataFrame({
+        "content": it["content"].to_numpy(), "condition": it["condition"].to_numpy(), "jnd": x,
+        "ci_low": lo, "ci_high": hi, "boosted_value": g1[grp] * x + g2[grp] * x * x,
+        "codec": it["codec"].to_numpy(), "boost_group": grp, "n": n_item,
+    })
+    info = {"nll": float(res.fun), "converged": bool(res.success), "nit": int(res.nit),
+            "responses": int(len(responses)), "used": int(len(scr.kept)),
+            "participants": len(prob.participants), "batches": int(len(scr.batches)),
+            "batches_dropped": int((~scr.batches["kept"]).sum()), "trap_threshold": scr.threshold,
+            "skipped": int(responses.attrs.get("skipped", 0)), "bootstrap": bootstrap, "seed": seed,
+            "boost_groups": boost_groups, "quadratic": quadratic}
+    return JNDFit(scale, gt, scr, info, samples)
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+
+
+def write_jnd(fit: JNDFit, out) -> tuple[Path, Path]:
+    """Write ``jnd.csv`` and its side file ``<stem>_boosting.csv``.
+
+    Parameters
+    ----------
+    fit : JNDFit
+        :func:`fit_jnd` output.
+    out : str or Path
+        The ``jnd.csv`` path.
+
+    Returns
+    -------
+    (Path, Path)
+        ``jnd.csv`` (``content,condition,jnd,ci_low,ci_high``; :data:`lossarena.data.schemas.JND`) and
+        the side file (``content,condition,codec,boost_group,boosted_value,gamma1,gamma2,n_plain,
+        n_boosted``: the boosted-scale value ``h(jnd)`` of every image and the fitted rescaling
+        parameters of its group; :data:`lossarena.data.schemas.JND_BOOSTING`).
+    """
+    out = Path(out)
+    s = fit.scale
+    main = schemas.write_table(s[["content", "condition", "jnd", "ci_low", "ci_high"]], out, schemas.JND,
+                               float_format="%.6g")
+    side = s[["content", "condition", "codec", "boost_group", "boosted_value"]].merge(
+        fit.boosting[["boost_group", "gamma1", "gamma2", "n_plain", "n_boosted"]], on="boost_group", how="left")
+    side_path = out.with_name(out.stem + "_boosting.csv")
+    schemas.write_table(side, side_path, schemas.JND_BOOSTING, float_format="%.6g")
+    return main, side_path
+
+
+def read_jnd(path) -> pd.DataFrame:
+    """Read a ``jnd.csv`` (:data:`lossarena.data.schemas.JND`); raises InputError naming file and line."""
+    return schemas.read_table(path, schemas.JND)
+
+
+_LEVEL = re.compile(r"^(.*)_(\d+)$")
+
+
+def split_condition(condition: str) -> tuple[str, float]:
+    """``"AVIF_03"`` -> ``("AVIF", 3.0)``; a name without a numeric suffix -> ``(name, nan)``."""
+    m = _LEVEL.match(condition)
+    return (m.group(1), float(m.group(2))) if m else (condition, float("nan"))
+
+
+def plot_jnd(scale: pd.DataFrame, path, published: pd.DataFrame | None = None) -> Path:
+    """One panel per content: JND against the distortion level, a line per codec, 95 % CI bars.
+
+    Parameters
+    ----------
+    scale : pandas.DataFrame
+        ``content, condition, jnd, ci_low, ci_high`` (a ``jnd.csv``).
+    path : str or Path
+        The PNG to write.
+    published : pandas.DataFrame, optional
+        Same columns; drawn as open markers for comparison (e.g. a published reconstruction).
+
+    Returns
+    -------
+    Path
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = scale.copy()
+    parts = [split_condition(c) for c in s["condition"]]
+    s["codec"] = [p[0] for p in parts]
+    s["level"] = [p[1] for p in parts]
+    contents = sorted(s["content"].unique())
+    codecs = sorted(s["codec"].unique())
+    colors = {c: plt.cm.tab10(i % 10) for i, c in enumerate(codecs)}
+    ncol = min(3, len(contents))
+    nrow = int(np.ceil(len(contents) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.3 * nrow), squeeze=False, sharey=True)
+    for ax, content in zip(axes.ravel(), contents):
+        for codec in codecs:
+            g = s[(s["content"] == content) & (s["codec"] == codec)].sort_values("level")
+            if g.empty:
+                continue
+            err = None
+            if g["ci_low"].notna().all():
+                err = np.vstack([g["jnd"] - g["ci_low"], g["ci_high"] - g["jnd"]]).clip(0)
+            ax.errorbar(g["level"], g["jnd"], yerr=err, marker="o", ms=3, lw=1, capsize=2, color=colors[codec],
+                        label=codec)
+            if published is not None:
+                pb = published[published["content"] == content]
+                pb = pb[pb["condition"].isin(g["condition"])]
+                if not pb.empty:
+                    lv = [split_condition(c)[1] for c in pb["condition"]]
+                    ax.plot(lv, pb["jnd"], ls="none", marker="s", mfc="none", ms=5, color=colors[codec])
+        ax.set_title(content)
+        ax.set_xlabel("distortion level")
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("impairment (JND)")
+    for ax in axes.ravel()[len(contents):]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def report_section(scale: pd.DataFrame, out_dir, published: pd.DataFrame | None = None) -> str:
+    """The JND section of the analysis HTML report: the plot and a table, with captions.
+
+    Parameters
+    ----------
+    scale : pandas.DataFrame
+        A ``jnd.csv`` table.
+    out_dir : str or Path
+        The report folder (the figure is written to ``out_dir/jnd.png``).
+    published : pandas.DataFrame, optional
+        A second ``jnd.csv`` drawn as open squares (e.g. the published reconstruction).
+
+    Returns
+    -------
+    str
+        An HTML fragment.
+    """
+    import html
+
+    plot_jnd(scale, Path(out_dir) / "jnd.png", published)
+    t = scale[["content", "condition", "jnd", "ci_low", "ci_high"]].copy()
+    rows = "".join(
+        f"<tr><td>{html.escape(str(r.content))}</td><td>{html.escape(str(r.condition))}</td>"
+        f"<td>{r.jnd:.3f}</td><td>{r.ci_low:.3f}</td><td>{r.ci_high:.3f}</td></tr>" for r in t.itertuples())
+    cap = ("Impairment of each test image in JND units (Thurstonian triplet model with the reference as pivot, "
+           "plain and boosted answers fitted jointly; 0 = the reference, 1 JND = 75 % of observers see the "
+           "difference), one panel per source image, one line per codec against its distortion level; bars: "
+           "95 % bootstrap CIs over participants.")
+    if published is not None:
+        cap += " Open squares: the comparison scale given with --jnd-published."
+    return (f"<h2>JND scale</h2><figure><img src='jnd.png' alt='JND per source, codec and level'>"
+            f"<figcaption>{html.escape(cap)}</figcaption></figure>"
+            "<details><summary>JND table</summary><table><tr><th>content</th><th>condition</th><th>JND</th>"
+            f"<th>CI low</th><th>CI high</th></tr>{rows}</table></details>")
