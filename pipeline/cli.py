@@ -8,6 +8,8 @@ exit codes in :mod:`lossarena.errors` with a one-line message, never a traceback
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import logging
 import sys
 
 from lossarena.errors import LossarenaError, did_you_mean
@@ -26,13 +28,39 @@ TOOLS: dict[str, tuple[str, str]] = {
 
 
 def _usage() -> str:
-    lines = ["usage: lossarena <tool> [args...]", "", "tools:"]
+    lines = ["usage: lossarena [-v | -q] <tool> [args...]", "", "tools:"]
     lines += [f"  {name:10s} {help_}" for name, (_, help_) in TOOLS.items()]
-    lines += ["", "`lossarena <tool> --help` for each tool's commands and options."]
+    lines += ["", "-v / -vv: more log output (INFO / DEBUG); -q: warnings and errors only.",
+              "`lossarena <tool> --help` for each tool's commands and options."]
     return "\n".join(lines)
 
 
+def configure_logging(verbosity: int) -> None:
+    """Set up ``logging`` for a CLI run: -1 quiet (WARNING), 0 default (INFO for lossarena), 1+ DEBUG.
+
+    Uses :func:`lossarena.log.configure` when the core provides it, else a plain ``basicConfig``.
+    """
+    if importlib.util.find_spec("lossarena.log") is not None:
+        importlib.import_module("lossarena.log").configure(verbosity)
+        return
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+
+
+def register_learned_metrics() -> None:
+    """Let the benchmark layer register the project's own learned metrics (DPIS, ...) explicitly.
+
+    Only the top layer may import the benchmark layer; done lazily, per tool run, so that
+    ``lossarena --help`` stays fast.
+    """
+    bench = importlib.import_module("lossarena.benchmark")
+    register = getattr(bench, "register_learned_metrics", None)
+    if register is not None:
+        register()
+
+
 def run_tool(name: str, argv: list[str]) -> int:
+    register_learned_metrics()
     module = importlib.import_module(TOOLS[name][0])
     try:
         return int(module.main(argv) or 0)
@@ -43,6 +71,11 @@ def run_tool(name: str, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbosity = 0
+    while argv and argv[0] in ("-v", "-vv", "-q", "--verbose", "--quiet"):
+        flag = argv.pop(0)
+        verbosity = -1 if flag in ("-q", "--quiet") else verbosity + (2 if flag == "-vv" else 1)
+    configure_logging(verbosity)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
