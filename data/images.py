@@ -11,11 +11,21 @@
   (alpha is not a colour; say ``alpha="error"`` to refuse such files instead);
 * CMYK/YCbCr are converted to RGB by Pillow.
 
+Hostile files: the pixel count is checked from the header **before** anything is decoded
+(:func:`check_image`); the limit is :func:`pixel_limit` (``LOSSARENA_MAX_IMAGE_PIXELS``, default
+50,000,000 pixels, or the ``max_pixels=`` argument), and Pillow's own ``Image.MAX_IMAGE_PIXELS`` is set
+to the same value so no Pillow path decodes more. 16-bit PNGs (decoded with ``imagecodecs``, which has
+no such guard) have their IHDR size checked first. Animated or multi-frame files (GIF, APNG, WebP,
+multi-page TIFF) are refused: a metric or a codec needs one defined image.
+
 Errors name the file and raise :class:`lossarena.errors.InputError` (exit code 2).
 """
 
 from __future__ import annotations
 
+import os
+import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +33,110 @@ import torch
 
 from lossarena.errors import InputError
 
+#: default pixel limit (width x height) of an image file; ``LOSSARENA_MAX_IMAGE_PIXELS`` overrides it.
+DEFAULT_MAX_PIXELS = 50_000_000
+MAX_PIXELS_ENV = "LOSSARENA_MAX_IMAGE_PIXELS"
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm")
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _png16(path: Path) -> bool:
-    """True for a PNG whose IHDR says 16 bits per sample."""
+def pixel_limit() -> int:
+    """The pixel limit for image files: ``$LOSSARENA_MAX_IMAGE_PIXELS`` if set, else :data:`DEFAULT_MAX_PIXELS`.
+
+    Raises
+    ------
+    InputError
+        If the environment variable is not a positive integer.
+    """
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        v = int(float(raw))
+    except ValueError:
+        v = 0
+    if v <= 0:
+        raise InputError(f"environment variable {MAX_PIXELS_ENV}: expected a positive integer, got {raw[:40]!r}")
+    return v
+
+
+def _png16(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the IHDR of a PNG with 16 bits per sample, else None."""
     try:
         with open(path, "rb") as f:
             head = f.read(26)
     except OSError:
-        return False
-    return len(head) == 26 and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16
+        return None
+    if len(head) == 26 and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and head[24] == 16:
+        return struct.unpack(">II", head[16:24])
+    return None
+
+
+def _check_size(path: Path, w: int, h: int, limit: int) -> None:
+    if w <= 0 or h <= 0:
+        raise InputError(f"{path}: expected a positive image size, got {w}x{h}")
+    if w * h > limit:
+        raise InputError(f"{path}: image is {w}x{h} = {w * h} pixels, more than the limit of {limit} "
+                         f"(raise it with {MAX_PIXELS_ENV}=N)")
+
+
+# What Pillow raises for malformed files besides OSError (truncated data, bad chunks, bad headers).
+_PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, KeyError, TypeError,
+               ZeroDivisionError, OverflowError)
+
+
+def check_image(path: str | Path, *, max_pixels: int | None = None) -> tuple[int, int]:
+    """Check an image file's header without decoding it: size within the pixel limit, one frame.
+
+    Parameters
+    ----------
+    path : str or Path
+    max_pixels : int, optional
+        The limit (default :func:`pixel_limit`).
+
+    Returns
+    -------
+    (int, int)
+        Width and height.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, more pixels than the limit, or an animated / multi-frame image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    limit = max_pixels or pixel_limit()
+    size16 = _png16(path)
+    if size16 is not None:
+        _check_size(path, *size16, limit)
+    Image.MAX_IMAGE_PIXELS = limit  # Pillow's own guard, explicitly at our limit (it raises above twice that)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own check says it better
+            im = Image.open(path)
+        with im:
+            w, h = im.size
+            _check_size(path, w, h, limit)
+            frames = getattr(im, "n_frames", 1)
+            if frames != 1:
+                raise InputError(f"{path}: animated or multi-frame image ({frames} frames); expected one image")
+            return w, h
+    except InputError:
+        raise
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not a readable image file") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"{path}: image is larger than the limit of {limit} pixels (refused before decoding; "
+                         f"raise it with {MAX_PIXELS_ENV}=N)") from None
+    except _PIL_ERRORS as e:
+        raise InputError(f"{path}: cannot read image ({type(e).__name__}: {str(e)[:120]})") from None
 
 
 def _from_channels(a: np.ndarray, path: Path, alpha: str, mode: str) -> np.ndarray:
@@ -53,18 +153,22 @@ def _from_channels(a: np.ndarray, path: Path, alpha: str, mode: str) -> np.ndarr
     return a
 
 
-def read_array(path: str | Path, *, alpha: str = "white") -> np.ndarray:
-    """HxWx3 float64 array in [0, 1]."""
+def read_array(path: str | Path, *, alpha: str = "white", max_pixels: int | None = None) -> np.ndarray:
+    """HxWx3 float64 array in [0, 1]; the header is checked (:func:`check_image`) before decoding."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    if _png16(path):
+    check_image(path, max_pixels=max_pixels)
+    if _png16(path) is not None:
         import imagecodecs
 
+        from .schemas import read_bytes
+
+        data = read_bytes(path)  # bounded by LOSSARENA_MAX_FILE_BYTES; the IHDR size is already checked
         try:
-            a = imagecodecs.png_decode(path.read_bytes())
-        except Exception as e:  # imagecodecs raises its own error types
-            raise InputError(f"{path}: cannot read 16-bit PNG ({e})") from None
+            a = imagecodecs.png_decode(data)
+        except Exception as e:  # noqa: BLE001 -- imagecodecs raises its own error types (third-party decoder)
+            raise InputError(f"{path}: cannot read 16-bit PNG ({type(e).__name__}: {str(e)[:120]})") from None
         channels = 1 if a.ndim == 2 else a.shape[2]
         mode = {1: "I;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}.get(channels, f"{channels}-channel 16-bit")
         if channels not in (1, 2, 3, 4):
@@ -94,17 +198,46 @@ def read_array(path: str | Path, *, alpha: str = "white") -> np.ndarray:
                 a = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
                 return np.repeat(a[..., None], 3, axis=2)
             return np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except UnidentifiedImageError:
         raise InputError(f"{path}: not a readable image file") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read image ({e})") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"{path}: image is larger than the pixel limit (raise it with {MAX_PIXELS_ENV}=N)") from None
+    except _PIL_ERRORS as e:
+        raise InputError(f"{path}: cannot read image ({type(e).__name__}: {str(e)[:120]})") from None
 
 
-def load_image(path: str | Path, *, device=None, dtype=torch.float32, alpha: str = "white") -> torch.Tensor:
-    """A 1x3xHxW float tensor in [0, 1] (see the module docstring for the conversions)."""
-    a = read_array(path, alpha=alpha)
+def load_image(path: str | Path, *, device=None, dtype=torch.float32, alpha: str = "white",
+               max_pixels: int | None = None) -> torch.Tensor:
+    """A 1x3xHxW float tensor in [0, 1] (see the module docstring for the conversions and limits).
+
+    Parameters
+    ----------
+    path : str or Path
+        PNG, JPEG, BMP, TIFF, GIF, WebP, PPM/PGM (one frame).
+    device : torch.device or str, optional
+        Where to put the tensor (default CPU).
+    dtype : torch.dtype
+        Floating dtype (default float32).
+    alpha : {"white", "error"}
+        Composite transparent images over white, or refuse them.
+    max_pixels : int, optional
+        Pixel limit (default :func:`pixel_limit`, i.e. ``$LOSSARENA_MAX_IMAGE_PIXELS`` or 50,000,000).
+
+    Returns
+    -------
+    torch.Tensor
+        Shape (1, 3, H, W), values in [0, 1].
+
+    Raises
+    ------
+    InputError
+        Missing/unreadable/animated file or more pixels than the limit (checked before decoding).
+    """
+    a = read_array(path, alpha=alpha, max_pixels=max_pixels)
     t = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).unsqueeze(0).to(dtype=dtype)
     return t.to(device) if device is not None else t
 

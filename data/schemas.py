@@ -20,6 +20,9 @@ Schemas (see ``docs/architecture.md`` for who writes and reads each file):
 ``ACC``        ``acc.csv``: ``metric,score_2afc,accuracy,ci_low,ci_high,n``.
 ``RESULTS``    codecs ``results.csv``: ``image,model,codec,loss,lmbda,level,step,bpp,bpp_est,
                seconds_enc,seconds_dec`` + one column per metric.
+``JND``        ``jnd.csv``: ``content,condition,jnd,ci_low,ci_high`` (``analysis jnd``); side file
+               ``JND_BOOSTING`` ``<stem>_boosting.csv``: ``content,condition,codec,boost_group,
+               boosted_value,gamma1,gamma2,n_plain,n_boosted``.
 =============  ===========================================================================================
 
 The tie rule (one rule everywhere)
@@ -297,7 +300,37 @@ RESULTS = Schema(
     doc="`codecs evaluate` output; one extra column per metric",
 )
 
-SCHEMAS: dict[str, Schema] = {s.name: s for s in (MANIFEST, VOTES, TRIPLETS, SCORES, OUTLIERS, ACC, RESULTS)}
+JND = Schema(
+    "jnd",
+    (
+        Column("content", doc="source image, e.g. img02"),
+        Column("condition", doc="test image, e.g. AVIF_01 (the reference is 0 JND and not listed)"),
+        Column("jnd", "float", lo=0, doc="impairment in JND units (plain scale)"),
+        Column("ci_low", "float", empty=True),
+        Column("ci_high", "float", empty=True),
+    ),
+    doc="`analysis jnd` output, read by `benchmark jnd` and `analysis report --jnd`",
+    key=("content", "condition"),
+)
+
+JND_BOOSTING = Schema(
+    "jnd_boosting",
+    (
+        Column("content"),
+        Column("condition"),
+        Column("codec"),
+        Column("boost_group", "int", lo=0),
+        Column("boosted_value", "float", doc="h(jnd) = gamma1 * jnd + gamma2 * jnd^2 (boosted scale)"),
+        Column("gamma1", "float"),
+        Column("gamma2", "float"),
+        Column("n_plain", "float", lo=0),
+        Column("n_boosted", "float", lo=0),
+    ),
+    doc="`analysis jnd` side file <stem>_boosting.csv: boosted-scale values and rescaling parameters",
+)
+
+SCHEMAS: dict[str, Schema] = {s.name: s for s in (MANIFEST, VOTES, TRIPLETS, SCORES, OUTLIERS, ACC, RESULTS,
+                                                   JND, JND_BOOSTING)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -636,6 +669,8 @@ def validate_votes(df: pd.DataFrame, source: str = "<votes>") -> pd.DataFrame:
             source, f"missing column(s) {', '.join(missing)}; votes need {','.join(VOTES.required)}"
             f" (found: {show(','.join(map(str, df.columns)), 120)})", line=1,
         )
+    if len(df) == 0:
+        raise SchemaError(source, "no votes (an empty table is an error, not an empty result)")
     out = df.copy()
     if LINE not in out.columns:
         out[LINE] = np.arange(len(out)) + _LINE_OFFSET
