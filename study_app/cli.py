@@ -9,6 +9,8 @@ import sys
 
 from lossarena.errors import InputError
 
+from .plan import add_plan_parser, add_simulate_truth_args, run_plan, simulate_kwargs
+
 
 def _crop(s: str) -> tuple[int, int]:
     m = re.fullmatch(r"(\d+)[xX×](\d+)", s.strip())
@@ -55,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--first", type=int, default=0, help="index of the first participant (split over processes)")
     m.add_argument("--latency-log", help="write every vote-commit latency (ms), one per line")
     m.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_simulate_truth_args(m)
+    add_plan_parser(sub)
 
     e = sub.add_parser("export", help="votes to the canonical CSV")
     e.add_argument("study")
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("--participants and --concurrency must be at least 1")
         res = simulate(args.study, args.db, args.participants, args.concurrency, args.seed,
                        args.random_fraction, args.think_ms / 1000.0, args.ack_log, progress=not args.json,
-                       first=args.first)
+                       first=args.first, **simulate_kwargs(args))
         if args.latency_log:
             with open(args.latency_log, "w") as f:
                 f.writelines(f"{x:.3f}\n" for x in res.latencies_ms)
@@ -120,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         for err in res.errors[:5]:
             print(f"error: {err}", file=sys.stderr)
         return 1 if res.errors else 0
+    if args.cmd == "plan":
+        return run_plan(args)
     if args.cmd == "export":
         from .core.export import export_votes
 
