@@ -518,49 +518,25 @@ class _Trainer:
         from .dataset import default_workers, make_loader
 
         cfg, dev, dist_ = self.cfg, self.dev, self.dist
-        self._load()
-        self._build()
-        self.config = self._config()
+        self.setup()
         self.val_items = self._val_items() if cfg.val else []
         workers = cfg.workers if cfg.workers is not None else default_workers(dev)
         loader = make_loader(cfg.data, cfg.patch, cfg.seed, start=self.start, steps=cfg.steps, batch=cfg.batch,
                              rank=dist_.rank, world=dist_.world, workers=workers, prefetch=cfg.prefetch,
                              pin_memory=dev.type == "cuda")
         logf = self._open_log() if self.start < cfg.steps else None
-        lmbda = float(cfg.lmbda)
-        clip = cfg.clip if cfg.clip and cfg.clip > 0 else float("inf")
         sums = torch.zeros(5, device=dev)  # loss, bpp, D, aux, skipped since the last log row
         skipped_total = torch.zeros((), device=dev)
+        window = torch.zeros((), device=dev)  # training loss summed over val_every steps (plateau without val)
         logged_steps, last_log = 0, time.perf_counter()
         bar = tqdm(total=cfg.steps, initial=self.start, disable=not cfg.progress or dist_.rank != 0,
                    desc=f"{self.spec.name} λ={cfg.lmbda:g}", dynamic_ncols=True, leave=False)
         t0, step, stopped = time.perf_counter(), self.start, None
-        mf = torch.channels_last if cfg.channels_last else torch.contiguous_format
         for step, xb in enumerate(loader, start=self.start):
-            x = xb.to(dev, non_blocking=True).float().div_(255.0).contiguous(memory_format=mf)
-            self.opt.zero_grad(set_to_none=True)
-            self.aux_opt.zero_grad(set_to_none=True)
-            res = self.net(x)
-            bpp = bpp_from_likelihoods(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
-            d = self.loss_fn(res["x_hat"], x).float().mean()
-            total = lmbda * d + bpp
-            total.backward()
-            norm = torch.nn.utils.clip_grad_norm_(self.main_params, clip)
-            # identical on every rank (gradients are all-reduced); fused Adam skips the update on device
-            found_inf = (~torch.isfinite(norm)).float()
-            self.opt.found_inf = found_inf
-            self.opt.step()
-            aux = self.model.aux_loss()
-            aux.backward()
-            if dist_.enabled:
-                import torch.distributed as dist
-
-                for p in self.aux_params:
-                    dist.all_reduce(p.grad)
-                    p.grad.div_(dist_.world)
-            self.aux_opt.step()
-            sums += torch.stack([total.detach().float(), bpp.detach().float(), d.detach(),
-                                 aux.detach().float(), found_inf])
+            stats = self.step(xb)
+            sums += stats
+            window += stats[0]
+            found_inf = stats[4]
             skipped_total += found_inf
             logged_steps += 1
             done = step + 1
@@ -569,6 +545,10 @@ class _Trainer:
             bar.update(1)
             is_log = done % cfg.log_every == 0 or done == cfg.steps
             is_val = bool(self.val_items) and (done % cfg.val_every == 0 or done == cfg.steps)
+            if self.sched is not None and cfg.schedule == "plateau" and not self.val_items \
+                    and done % cfg.val_every == 0:
+                self.sched.step(float(window) / cfg.val_every)  # a host sync every val_every steps
+                window.zero_()
             if is_log or is_val:
                 row = {"step": done, "lr": self.opt.param_groups[0]["lr"]}
                 if is_log:
@@ -578,8 +558,6 @@ class _Trainer:
                 if is_val:
                     row.update(self.validate())
                     stopped = self._after_validation(row["val_loss"], done)
-                elif is_log and cfg.schedule == "plateau" and not self.val_items:
-                    self.sched.step(row["loss"])
                 if logf is not None:
                     logf[1].writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
                     logf[0].flush()
@@ -599,6 +577,48 @@ class _Trainer:
             log.info("%s: %s λ=%g %d steps in %.1f s%s", self.out, self.spec.name, cfg.lmbda, end - self.start,
                      time.perf_counter() - t0, f" ({skipped} skipped: non-finite gradient)" if skipped else "")
         return self.out
+
+    def step(self, xb: torch.Tensor) -> torch.Tensor:
+        """One optimisation step on a uint8 (or [0, 1] float) batch; no host sync.
+
+        Returns a 5-vector on the device: loss, bpp, distortion, aux loss, 1.0 if the step was skipped
+        (non-finite gradient norm; identical on every rank since gradients are all-reduced).
+        """
+        cfg, dev = self.cfg, self.dev
+        x = xb.to(dev, non_blocking=True)
+        x = (x.float().div_(255.0) if x.dtype == torch.uint8 else x.float())
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        self.opt.zero_grad(set_to_none=True)
+        self.aux_opt.zero_grad(set_to_none=True)
+        res = self.net(x)
+        bpp = bpp_from_likelihoods(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
+        d = self.loss_fn(res["x_hat"], x).float().mean()
+        total = float(cfg.lmbda) * d + bpp
+        total.backward()
+        clip = cfg.clip if cfg.clip and cfg.clip > 0 else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(self.main_params, clip)
+        found_inf = (~torch.isfinite(norm)).float()
+        self.opt.found_inf = found_inf  # fused Adam skips the update on the device when it is 1
+        self.opt.step()
+        aux = self.model.aux_loss()
+        aux.backward()
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            for p in self.aux_params:
+                dist.all_reduce(p.grad)
+                p.grad.div_(self.dist.world)
+        self.aux_opt.step()
+        return torch.stack([total.detach().float(), bpp.detach().float(), d.detach(), aux.detach().float(),
+                            found_inf])
+
+    def setup(self) -> _Trainer:
+        """Load checkpoints, build model/optimisers/scheduler (what :meth:`run` does before the loop)."""
+        self._load()
+        self._build()
+        self.config = self._config()
+        return self
 
     def _log_row(self, sums: torch.Tensor, n: int, seconds: float, bar) -> dict:
         v = (sums / max(1, n)).tolist()  # the one host sync per log row
