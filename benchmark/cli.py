@@ -6,6 +6,7 @@ Commands::
     lossarena benchmark 2afc TRIPLETS.csv --images DIR [-m NAME ...] [--bootstrap 1000] --out acc.csv [--report DIR]
     lossarena benchmark train-dpis --triplets T.csv --images DIR --out dpis.pt
     lossarena benchmark train-roi-mlp --triplets T.csv --images DIR --out roi_mlp.pt [--roi-checkpoint CKPT]
+    lossarena benchmark jnd JND.csv (--images DIR | --scores CSV) -m NAME ... --out metrics.csv
     lossarena benchmark synthetic OUT_DIR [--n 40 --size 64 --kind noise]
     lossarena benchmark list
 """
@@ -89,12 +90,75 @@ def _add_train(sub) -> None:
     r.add_argument("--no-progress", action="store_true")
 
 
+def _add_jnd(sub) -> None:
+    p = sub.add_parser("jnd", help="metrics against a JND scale: AIC-4 mapping alpha*min(0, beta-x), PLCC/SROCC/KROCC")
+    p.add_argument("jnd", help="jnd.csv (content,condition,jnd,...) from `lossarena analysis jnd`")
+    p.add_argument("--images", help="DIR/manifest.csv, DIR/<content>/<condition>.png or the AIC-4 dataset layout")
+    p.add_argument("--scores", help="precomputed scores instead of images: content,condition + one column per metric")
+    p.add_argument("-m", "--metric", action="append", dest="metrics", required=True,
+                   help="registry metric NAME[:key=value,...] (with --images) or a --scores column (repeatable)")
+    p.add_argument("--higher-better", action="append", default=[], help="--scores column where higher is better")
+    p.add_argument("--lower-better", action="append", default=[], help="--scores column where lower is better")
+    p.add_argument("--folds", type=int, default=0, help="K > 1: out-of-fold mapped scores from K random folds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="metrics.csv (one row per metric)")
+    p.add_argument("--predictions", help="also write the per-image raw and mapped scores")
+
+
+def _cmd_jnd(a) -> int:
+    import pandas as pd
+    from lossarena.analysis.jnd import read_jnd
+    from lossarena.data import schemas
+
+    from lossarena.errors import InputError
+
+    from .jnd import benchmark_jnd, locate_images, score_images
+
+    table = read_jnd(a.jnd)
+    if (a.images is None) == (a.scores is None):
+        raise InputError("give exactly one of --images DIR and --scores CSV")
+    scores = {}
+    if a.images:
+        located = locate_images(table, a.images)
+        for m in a.metrics:
+            x, lower, key = score_images(located, m)
+            scores[key] = (x, lower)
+    else:
+        sc = schemas.read_table(a.scores)
+        for c in ("content", "condition"):
+            if c not in sc.columns:
+                raise InputError(f"{a.scores}: missing column {c}")
+        merged = table[["content", "condition"]].merge(sc, on=["content", "condition"], how="left", indicator=True)
+        if (merged["_merge"] != "both").any():
+            r = merged[merged["_merge"] != "both"].iloc[0]
+            raise InputError(f"{a.scores}: no row for content '{r.content}', condition '{r.condition}'")
+        for m in a.metrics:
+            if m not in sc.columns:
+                raise InputError(f"{a.scores}: no column '{m}' (columns: {', '.join(map(str, sc.columns))})")
+            if (m in a.higher_better) == (m in a.lower_better):
+                raise InputError(f"--scores column '{m}': say its direction with --higher-better or --lower-better")
+            x = pd.to_numeric(merged[m], errors="coerce").to_numpy(float)
+            scores[m] = (x, m in a.lower_better)
+    res, pred = benchmark_jnd(table, scores, folds=a.folds, seed=a.seed)
+    from pathlib import Path
+
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    res.to_csv(a.out, index=False, float_format="%.6g")
+    if a.predictions:
+        pred.to_csv(a.predictions, index=False, float_format="%.6g")
+    print(res[["metric", "plcc", "srocc", "krocc", "rmse", "mae", "n"]].to_string(
+        index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"wrote {a.out}" + (f" and {a.predictions}" if a.predictions else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="lossarena benchmark", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     _add_convert(sub)
     _add_2afc(sub)
     _add_train(sub)
+    _add_jnd(sub)
     s = sub.add_parser("synthetic", help="write synthetic triplets with known answers (for trying things out)")
     s.add_argument("out_dir")
     s.add_argument("--n", type=int, default=40)
@@ -201,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_train_dpis(a)
     if a.cmd == "train-roi-mlp":
         return _cmd_train_roi(a)
+    if a.cmd == "jnd":
+        return _cmd_jnd(a)
     if a.cmd == "synthetic":
         from .synthetic import synthetic_triplets
 
