@@ -79,7 +79,7 @@ def _check_size(path: Path, w: int, h: int, limit: int) -> None:
     if w <= 0 or h <= 0:
         raise InputError(f"{path}: expected a positive image size, got {w}x{h}")
     if w * h > limit:
-        raise InputError(f"{path}: image is {w}x{h} = {w * h} pixels, more than the limit of {limit} "
+        raise InputError(f"{path}: image is {w}x{h} = {w * h} pixels, more than the limit of {limit} pixels "
                          f"(raise it with {MAX_PIXELS_ENV}=N)")
 
 
