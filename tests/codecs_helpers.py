@@ -54,3 +54,44 @@ def tiny_checkpoint(steps: int = 30, lmbda: float = 300.0, name: str = "tiny") -
 
     return train(loss="mse", lmbda=lmbda, data=images(), out=session_dir() / f"{name}.pt", steps=steps, lr=1e-3, progress=False,
                  threads=1, **TINY)
+
+
+def slurm_available() -> tuple[bool, str]:
+    """``(True, "")`` when a Slurm controller answers here (``sinfo`` lists an idle/mixed node)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("sinfo") or not shutil.which("sbatch"):
+        return False, "Slurm is not installed (sinfo/sbatch missing; CI starts it with .ci/start_slurm.sh)"
+    try:
+        r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"sinfo failed ({e})"
+    states = r.stdout.split()
+    if r.returncode or not any(s.rstrip("*~#") in ("idle", "mixed", "allocated") for s in states):
+        return False, f"no Slurm node is up (sinfo: {r.stdout.strip() or r.stderr.strip()})"
+    return True, ""
+
+
+def require_slurm() -> None:
+    """Skip without a running Slurm; fail instead in CI (LOSSARENA_REQUIRE_SLURM=1 or _SERVICES=1)."""
+    import os
+
+    import pytest
+
+    ok, why = slurm_available()
+    if ok:
+        return
+    if os.environ.get("LOSSARENA_REQUIRE_SLURM") == "1" or os.environ.get("LOSSARENA_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"required in CI but unavailable: {why}")
+    pytest.skip(why)
+
+
+def tiny_zoo_config(**over) -> dict:
+    """One MSE base and two fine-tunes of the tiny architecture (seconds of CPU per model)."""
+    cfg = {"seed": 0, "arch": {"N": 16, "M": 24}, "patch": 64, "batch": 2, "threads": 1,
+           "base": {"levels": ["medium"], "steps": 3, "lr": 2e-3},
+           "finetune": {"losses": ["mse"], "levels": ["low", "high"], "steps": 2, "lr": 3e-3},
+           "lambdas": {"mse": {"low": 5, "high": 5000}}}
+    cfg.update(over)
+    return cfg
