@@ -112,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-outliers", action="store_true", help="flag outliers but keep their votes")
     p.add_argument("--correction", default="holm", choices=["holm", "bh", "bonferroni", "none"])
     p.add_argument("--title", default=None)
+    p.add_argument("--jnd", default=None, help="jnd.csv from `analysis jnd`: add the JND section (plots with CIs)")
     _add_outlier_opts(p)
 
     p = sub.add_parser("jnd", help="JND scale from AIC-3 plain + boosted triplet responses -> jnd.csv")
@@ -126,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates over participants (0 = no CIs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--screening-out", default=None, help="also write the per-batch screening table (CSV)")
+    p.add_argument("--report", default=None, help="also write an HTML report (JND plots with CIs) into this folder")
 
     p = sub.add_parser("convert", help="read a foreign format and write canonical votes.csv")
     p.add_argument("votes", nargs="?", help="input file or folder")
@@ -163,6 +165,10 @@ def _jnd(args, quiet: bool) -> int:
     if args.screening_out:
         Path(args.screening_out).parent.mkdir(parents=True, exist_ok=True)
         fit.screening.batches.to_csv(args.screening_out, index=False, float_format="%.6g")
+    if args.report:
+        from .jnd import write_jnd_report
+
+        print(f"wrote {write_jnd_report(fit.scale, args.report, fit, title=f'JND scale: {Path(args.responses).name}')}")
     i = fit.info
     print(f"wrote {main_path} ({len(fit.scale)} images) and {side}: {i['used']} of {i['responses']} answers used, "
           f"{i['batches_dropped']} of {i['batches']} batches dropped (trap score < {i['trap_threshold']:.3g}), "
@@ -284,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             votes, args.out, title=args.title, block_by=parse_group_by(args.group_by, votes) or None,
             method=args.method, bootstrap=args.bootstrap, seed=args.seed, reference=args.reference,
             remove_outliers=not args.keep_outliers, outlier_kw=_outlier_kw(args), correction=args.correction,
-            progress=not quiet,
+            progress=not quiet, jnd=args.jnd,
         )
         print(f"wrote {index}")
         return 0

@@ -66,6 +66,8 @@ _AIC3_NAME = re.compile(r"^(?:BTC|PTC)_\d+_(.+)_(\d+)\.png$")
 _X_MAX = 15.0  # JND; far above anything compression at "good" quality produces
 _G1 = (0.05, 20.0)
 _G2 = (-2.0, 5.0)
+MONO_MIN = 0.05  # smallest allowed slope h'(x) of a boosting polynomial at any fitted image
+MONO_WEIGHT = 1e4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,6 +428,11 @@ class _Objective:
         self.G = len(prob.groups)
         self.ia, self.ib, self.bo = prob.ia, prob.ib, prob.boosted
         grp = prob.items["group"].to_numpy()
+        # items seen boosted: their h must be increasing at x (monotone boosting, enforced by a penalty)
+        seen = np.zeros(len(prob.items), dtype=bool)
+        seen[self.ia[(self.ia >= 0) & self.bo]] = True
+        seen[self.ib[(self.ib >= 0) & self.bo]] = True
+        self.mono = np.flatnonzero(seen)
         self.ga = np.where(self.ia >= 0, grp[np.maximum(self.ia, 0)], 0)
         self.gb = np.where(self.ib >= 0, grp[np.maximum(self.ib, 0)], 0)
         self.item_group = grp
@@ -462,6 +469,16 @@ class _Objective:
                           + np.bincount(self.gb, weights=wb * xb, minlength=G))
         grad[n + G:] = (np.bincount(self.ga, weights=wa * xa * xa, minlength=G)
                         + np.bincount(self.gb, weights=wb * xb * xb, minlength=G))
+        # monotonicity: h'(x_i) = g1 + 2 g2 x_i >= MONO_MIN for every boosted item (quadratic penalty)
+        i = self.mono
+        gi = self.item_group[i]
+        slack = np.minimum(g1[gi] + 2 * g2[gi] * x[i] - MONO_MIN, 0.0)
+        if slack.any():
+            nll += MONO_WEIGHT * float(slack @ slack)
+            c = 2 * MONO_WEIGHT * slack
+            grad[i] += c * 2 * g2[gi]
+            grad[n: n + G] += np.bincount(gi, weights=c, minlength=G)
+            grad[n + G:] += np.bincount(gi, weights=c * 2 * x[i], minlength=G)
         return nll, grad
 
 
@@ -744,7 +761,7 @@ def report_section(scale: pd.DataFrame, out_dir, published: pd.DataFrame | None 
     scale : pandas.DataFrame
         A ``jnd.csv`` table.
     out_dir : str or Path
-        The report folder (the figure is written to ``out_dir/jnd.png``).
+        The report folder (the figure is written to ``out_dir/figures/jnd.png``).
     published : pandas.DataFrame, optional
         A second ``jnd.csv`` drawn as open squares (e.g. the published reconstruction).
 
@@ -755,7 +772,7 @@ def report_section(scale: pd.DataFrame, out_dir, published: pd.DataFrame | None 
     """
     import html
 
-    plot_jnd(scale, Path(out_dir) / "jnd.png", published)
+    plot_jnd(scale, Path(out_dir) / "figures" / "jnd.png", published)
     t = scale[["content", "condition", "jnd", "ci_low", "ci_high"]].copy()
     rows = "".join(
         f"<tr><td>{html.escape(str(r.content))}</td><td>{html.escape(str(r.condition))}</td>"
@@ -765,8 +782,55 @@ def report_section(scale: pd.DataFrame, out_dir, published: pd.DataFrame | None 
            "difference), one panel per source image, one line per codec against its distortion level; bars: "
            "95 % bootstrap CIs over participants.")
     if published is not None:
-        cap += " Open squares: the comparison scale given with --jnd-published."
-    return (f"<h2>JND scale</h2><figure><img src='jnd.png' alt='JND per source, codec and level'>"
+        cap += " Open squares: the comparison scale (e.g. a published reconstruction)."
+    return (f"<h2 id='jnd'>JND scale</h2><figure><img src='figures/jnd.png' alt='JND per source, codec and level'>"
             f"<figcaption>{html.escape(cap)}</figcaption></figure>"
             "<details><summary>JND table</summary><table><tr><th>content</th><th>condition</th><th>JND</th>"
             f"<th>CI low</th><th>CI high</th></tr>{rows}</table></details>")
+
+
+def write_jnd_report(scale: pd.DataFrame, out_dir, fit: JNDFit | None = None, title: str | None = None,
+                     published: pd.DataFrame | None = None) -> Path:
+    """A stand-alone HTML page (``out_dir/index.html``) with the JND section and the fit's summary.
+
+    Parameters
+    ----------
+    scale : pandas.DataFrame
+        A ``jnd.csv`` table.
+    out_dir : str or Path
+        Output folder.
+    fit : JNDFit, optional
+        Adds the screening counts and the boosting polynomials.
+    title : str, optional
+        Page title.
+    published : pandas.DataFrame, optional
+        A second ``jnd.csv`` drawn for comparison.
+
+    Returns
+    -------
+    Path
+        ``index.html``.
+    """
+    import html
+
+    from lossarena.html import write_page
+
+    out_dir = Path(out_dir)
+    parts = []
+    if fit is not None:
+        i = fit.info
+        parts.append(f"<p>{i['used']} of {i['responses']} answered triplets used ({i['participants']} participants); "
+                     f"{i['batches_dropped']} of {i['batches']} batches dropped by the trap screen (score &lt; "
+                     f"{i['trap_threshold']:.3g}); trap and bias triplets are not fitted. {i['bootstrap']} bootstrap "
+                     f"replicates over participants (seed {i['seed']}).</p>")
+        b = fit.boosting
+        rows = "".join(f"<tr><td>{html.escape(str(r.content))}</td><td>{html.escape(str(r.codec))}</td>"
+                       f"<td>{r.gamma1:.3f}</td><td>{r.gamma2:.3f}</td><td>{r.n_plain:.0f}</td><td>{r.n_boosted:.0f}</td>"
+                       "</tr>" for r in b.itertuples())
+        parts.append("<p>Boosting rescaling h(x) = gamma1 x + gamma2 x^2 per group (* = shared):</p><table><tr>"
+                     "<th>content</th><th>codec</th><th>gamma1</th><th>gamma2</th><th>plain answers</th>"
+                     f"<th>boosted answers</th></tr>{rows}</table>")
+    parts.insert(0, report_section(scale, out_dir, published))
+    index = out_dir / "index.html"
+    write_page(index, title or "JND scale", parts)
+    return index

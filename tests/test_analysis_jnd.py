@@ -175,7 +175,23 @@ def test_report_section_writes_plot(tmp_path):
     s = pd.DataFrame({"content": ["c"] * 3, "condition": ["A_01", "A_02", "B_01"], "jnd": [0.1, 0.5, 0.3],
                       "ci_low": [0.0, 0.4, 0.2], "ci_high": [0.2, 0.6, 0.4]})
     html = jnd.report_section(s, tmp_path)
-    assert "jnd.png" in html and "<figcaption>" in html and (tmp_path / "jnd.png").stat().st_size > 1000
+    assert "figures/jnd.png" in html and "<figcaption>" in html
+    assert (tmp_path / "figures" / "jnd.png").stat().st_size > 1000
+
+
+def test_analysis_report_with_jnd_section(tmp_path):
+    from lossarena.analysis.report import build_report
+    from lossarena.analysis.simulate import demo_truth, simulate_votes
+
+    votes = simulate_votes(demo_truth(1, seed=0), n_observers=6, n_random=0, seed=0)
+    df, _ = _simulate(n_obs=6, reps=1)
+    fit = jnd.fit_jnd(df, trap_min=None, boost_groups="global", bootstrap=5)
+    jnd.write_jnd(fit, tmp_path / "jnd.csv")
+    index = build_report(votes, tmp_path / "rep", bootstrap=5, jnd=tmp_path / "jnd.csv", progress=False)
+    page = index.read_text()
+    assert "id='jnd'" in page and (tmp_path / "rep" / "figures" / "jnd.png").is_file()
+    index2 = jnd.write_jnd_report(fit.scale, tmp_path / "rep2", fit)
+    assert "gamma1" in index2.read_text() and (tmp_path / "rep2" / "figures" / "jnd.png").is_file()
 
 
 # ------------------------------------------------------------------ the published AIC-3 reconstruction
