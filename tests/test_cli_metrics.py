@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lossarena.pipeline.cli import main as lossarena_main
 from PIL import Image
 
-from lossarena.pipeline.cli import main as lossarena_main
 from lossarena.metrics import list_metrics
 
 pytest_plugins = ("standin",)
@@ -185,3 +185,52 @@ def test_real_subprocess(tmp_path):
                         "-m", "psnr", "--json"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["psnr"] == pytest.approx(_mse_psnr(b / 255, a / 255)[1], abs=1e-3)
+
+
+def test_weights_cli_exit_codes_and_stderr(capsys, empty_home, monkeypatch):
+    from lossarena import weights_cli
+    from lossarena.metrics import weights as W
+
+    assert weights_cli.main(["status"]) == 0
+    cap = capsys.readouterr()
+    assert "alexnet" in cap.out and "missing" in cap.out and cap.err == ""
+    assert weights_cli.main(["download", "alexnett"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and "expected a backbone among" in cap.err and "'alexnett'" in cap.err
+
+    def offline(names=None, **kw):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(W, "download", offline)
+    assert weights_cli.main(["download", "alexnet"]) == 3  # weights still missing
+    cap = capsys.readouterr()
+    assert cap.out == "" and "download failed" in cap.err and len(cap.err.strip().splitlines()) == 1
+    assert weights_cli.main(["frobnicate"]) == 2
+    assert weights_cli.main(["--help"]) == 0
+
+
+def test_log_configure_levels():
+    import io
+    import logging
+
+    from lossarena import log
+
+    buf = io.StringIO()
+    lg = logging.getLogger("lossarena.metrics.test")
+    try:
+        log.configure(0, stream=buf)
+        lg.info("hidden")
+        lg.warning("shown %d", 1)
+        log.configure(1, stream=buf)  # reconfiguring replaces the handler: no duplicate lines
+        lg.info("info now")
+        lg.debug("no debug yet")
+        log.configure(2, stream=buf)
+        lg.debug("debug")
+        log.configure(-1, stream=buf)
+        lg.warning("quiet")
+        lg.error("only errors")
+    finally:
+        log.configure(0)
+    assert buf.getvalue().splitlines() == [
+        "warning: shown 1", "info: info now", "debug lossarena.metrics.test: debug", "error: only errors",
+    ]

@@ -162,3 +162,10 @@ def test_spec_and_validation_errors():
     for bad_x, bad_y in [(y * 255, y), (y, y[..., :31]), (y[:, :, :2, :2], y[:, :, :2, :2]), (y.half()[0], y[0])]:
         with pytest.raises(ValueError, match="expected .*got"):
             gmsd(bad_x, bad_y)
+
+
+@pytest.fixture(autouse=True)
+def _check_values_every_call(monkeypatch):
+    """Values (NaN, 0-255) are range-checked once per (shape, dtype, device) outside debug mode; these
+    tests check errors on shapes already seen, so they run in debug mode (lossarena.metrics.validate)."""
+    monkeypatch.setenv("LOSSARENA_DEBUG", "1")

@@ -219,3 +219,10 @@ def test_spec_and_validation_errors():
         nlpd(y, y[:, :, :30])
     with pytest.raises(ValueError, match="expected color"):
         nlpd(y, y, color="lab")
+
+
+@pytest.fixture(autouse=True)
+def _check_values_every_call(monkeypatch):
+    """Values (NaN, 0-255) are range-checked once per (shape, dtype, device) outside debug mode; these
+    tests check errors on shapes already seen, so they run in debug mode (lossarena.metrics.validate)."""
+    monkeypatch.setenv("LOSSARENA_DEBUG", "1")

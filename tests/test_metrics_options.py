@@ -148,6 +148,8 @@ def test_docs_list_every_option():
     from lossarena.paths import REPO_ROOT
 
     text = (REPO_ROOT / "docs" / "metrics_options.md").read_text()
-    for spec in list_metrics():
+    own = [s for s in list_metrics() if s.function.__module__.startswith("lossarena.metrics")]
+    assert len(own) >= 12
+    for spec in own:  # metrics registered by higher layers (dpis) document their options there
         for o in spec.options:
             assert f"| `{spec.name}` | `{o.name}` |" in text, (spec.name, o.name)

@@ -24,12 +24,14 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from lossarena.benchmark import register_learned_metrics
 
 from lossarena.metrics import compute, get_loss, get_metric, list_metrics
 from lossarena.paths import shared_data
 
 pytest_plugins = ("standin",)
 
+register_learned_metrics()  # the project's learned metric (dpis) is covered too (no entry point any more)
 NAMES = [s.name for s in list_metrics()]
 # documented options that let a metric with a large minimum size score small images
 SMALL_IMAGE_OPTIONS = {"ms-ssim": {"scales": 3}}  # 3 scales from 41 px (see ms_ssim's docstring)
@@ -52,8 +54,7 @@ def metric(request):
 
         ck = request.getfixturevalue("tmp_path") / "dpis.pt"
         D.save_checkpoint(D.DPISHead(), D.Judge(), ck, config={}, history={})
-        D.set_checkpoint(ck)
-        request.addfinalizer(lambda: D.set_checkpoint(None))
+        request.getfixturevalue("monkeypatch").setenv(D.CHECKPOINT_ENV, str(ck))  # explicit input, no global
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # StandInWeightsWarning: expected here
         yield spec
@@ -186,3 +187,10 @@ def test_every_metric_has_a_consistent_spec():
         for a in s.aliases:
             assert get_metric(a) is s
         assert s.lower_better or s.best_value is not None or s.name == "psnr", s.name
+
+
+@pytest.fixture(autouse=True)
+def _check_values_every_call(monkeypatch):
+    """Values (NaN, 0-255) are range-checked once per (shape, dtype, device) outside debug mode; these
+    tests check errors on shapes already seen, so they run in debug mode (lossarena.metrics.validate)."""
+    monkeypatch.setenv("LOSSARENA_DEBUG", "1")

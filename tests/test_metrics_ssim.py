@@ -36,8 +36,8 @@ from hypothesis import strategies as st
 from scipy import signal
 
 from lossarena.metrics import get_loss, get_metric
-from lossarena.metrics._ops import matlab_box_downsample
-from lossarena.metrics.ssim import ms_ssim, ms_ssim_min_size, ssim, ssim_downsample_factor
+from lossarena.metrics._ops import auto_downsample_factor, matlab_box_downsample
+from lossarena.metrics.ssim import ms_ssim, ms_ssim_min_size, ssim
 
 # ----------------------------------------------------------------------------------------------
 # independent transcriptions of ssim.m / msssim.m (float64, 0-255 grey images)
@@ -142,7 +142,7 @@ def test_ssim_matches_matlab_i01_rgb_value(refs):
     v_rgb = ssim(x, y, color="rgb").item()
     assert abs(v_rgb - 0.7842) <= 1e-2, v_rgb
     # the MATLAB value is ssim.m applied to the 3-D array: one 384x1536 image [R G B]
-    f = ssim_downsample_factor(*x.shape[-2:])
+    f = auto_downsample_factor(*x.shape[-2:])
     a, b = matlab_box_downsample(x.double(), f), matlab_box_downsample(y.double(), f)
 
     def side_by_side(t):
@@ -156,7 +156,7 @@ def test_ssim_matches_matlab_i01_rgb_value(refs):
 
 def test_ssim_matches_transcription_of_ssim_m_odd_sizes_and_rounding():
     for (h, w), f in [((301, 333), 1), ((387, 515), 2), ((641, 700), 3), ((640, 703), 3)]:
-        assert ssim_downsample_factor(h, w) == f
+        assert auto_downsample_factor(h, w) == f
         x, y = _noisy_pair((1, 3, h, w), seed=h)
         want = ssim_reference(_luma255(x), _luma255(y))
         assert ssim(x.double(), y.double()).item() == pytest.approx(want, abs=1e-9)
@@ -409,3 +409,10 @@ def test_builtin_protocol_odd_sizes_and_gradients():
         ssim(x, y, color="rgb", luma="rgb2gray_uint8")
     with pytest.raises(ValueError, match="expected border"):
         ssim(x, y, border="zeros")
+
+
+@pytest.fixture(autouse=True)
+def _check_values_every_call(monkeypatch):
+    """Values (NaN, 0-255) are range-checked once per (shape, dtype, device) outside debug mode; these
+    tests check errors on shapes already seen, so they run in debug mode (lossarena.metrics.validate)."""
+    monkeypatch.setenv("LOSSARENA_DEBUG", "1")

@@ -5,6 +5,11 @@ and returns one value per image, shape ``(N,)``; :func:`get_loss` gives a lower-
 differentiable loss. Metrics are named with optional options, ``NAME[:key=value,...]``
 (:func:`parse_metric_spec`). See :mod:`lossarena.metrics.registry` for the conventions.
 
+Shared helpers, one of each (use these instead of local copies): :func:`validate_images` (the
+input contract), :func:`safe_sqrt`, :func:`matlab_round`, :func:`gms_map` (GMSD's similarity map),
+:data:`MS_SSIM_WEIGHTS`, :func:`vgg16_trunk` (VGG16 + L2 pooling, DISTS and DPIS) and
+:func:`device_cache` (constants cached per device and dtype).
+
 Examples
 --------
 >>> import torch
@@ -17,6 +22,9 @@ False
 """
 
 from . import builtin as _builtin  # noqa: F401  (registers the project's own metrics)
+from ._ops import device_cache, matlab_round, safe_sqrt
+from .deep import VGG16Trunk, vgg16_trunk
+from .gmsd import gms_map
 from .options import MetricOption, MetricSpecRef, format_metric_spec, parse_metric_spec
 from .registry import (
     METRICS,
@@ -33,25 +41,34 @@ from .registry import (
     unregister_metric,
     weights_present,
 )
+from .ssim import MS_SSIM_WEIGHTS, SSIM_MATLAB_BUILTIN
 from .validate import validate_images
 
 __all__ = [
     "METRICS",
+    "MS_SSIM_WEIGHTS",
+    "SSIM_MATLAB_BUILTIN",
+    "VGG16Trunk",
     "FunctionalMetric",
     "MetricLoss",
     "MetricOption",
     "MetricSpec",
     "MetricSpecRef",
     "compute",
+    "device_cache",
     "format_metric_spec",
     "get_loss",
     "get_metric",
+    "gms_map",
     "list_metrics",
     "load_plugins",
+    "matlab_round",
     "metric_names",
     "parse_metric_spec",
     "register_metric",
+    "safe_sqrt",
     "unregister_metric",
     "validate_images",
+    "vgg16_trunk",
     "weights_present",
 ]

@@ -11,13 +11,15 @@ MATLAB code:
   on every channel independently;
 * :func:`luma` — Y = 0.299 R + 0.587 G + 0.114 B (as MATLAB's ``rgb2gray`` without rounding, and
   piq's YIQ); grey images stored as three equal channels give back the grey value;
-* :func:`safe_sqrt` — ``sqrt(a + eps)``: differentiable at 0 (the gradient of sqrt(u^2 + v^2)
-  w.r.t. u stays bounded by 1 and is 0 at u = v = 0) with a value error of at most sqrt(eps).
+* :func:`safe_sqrt` — exact ``sqrt`` with the subgradient 0 at 0 (finite gradients on flat images);
+* :func:`matlab_round` — MATLAB's round half away from zero;
+* :func:`device_cache` — metric constants built once and uploaded once per (device, dtype).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -88,8 +90,6 @@ def device_cache(maxsize: int = 32) -> Callable[[Callable[..., Any]], Callable[.
 def _luma_weights() -> torch.Tensor:
     return torch.tensor(LUMA_WEIGHTS, dtype=torch.float64).view(1, 3, 1, 1)
 
-# sqrt(a + SQRT_EPS) - sqrt(a) <= sqrt(SQRT_EPS) = 1e-10 < 1e-9 for every a >= 0
-SQRT_EPS = 1e-20
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:
@@ -144,15 +144,84 @@ def to_channels(x: torch.Tensor, color: str, name: str) -> torch.Tensor:
     raise ValueError(f"{name}: expected color='y' or 'rgb', got {color!r}")
 
 
-def safe_sqrt(a: torch.Tensor, eps: float = SQRT_EPS) -> torch.Tensor:
-    """``sqrt(a + eps)`` for ``a >= 0``: finite gradients at 0, value error <= sqrt(eps)."""
-    return torch.sqrt(a + eps)
+class _SafeSqrt(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor) -> torch.Tensor:
+        out = torch.sqrt(t.clamp_min(0.0))
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (out,) = ctx.saved_tensors
+        return torch.where(out > 0, g / (2.0 * out), 0.0)
 
 
-def _symmetric_index(n: int, before: int, after: int, device) -> torch.Tensor:
-    i = torch.arange(-before, n + after, device=device)
+def safe_sqrt(t: torch.Tensor) -> torch.Tensor:
+    """Square root with a finite gradient everywhere: ``sqrt(max(t, 0))``, gradient 0 where ``t == 0``.
+
+    ``torch.sqrt`` has an infinite derivative at 0, which becomes NaN (``inf * 0``) wherever the inner
+    derivative is 0 too — e.g. a gradient magnitude ``sqrt(gx^2 + gy^2)`` on a flat or black image.
+    Here the value is exact and the gradient at 0 is the subgradient 0. For ``t = u^2 + v^2`` the
+    gradient w.r.t. ``u`` is ``u / sqrt(t)``, bounded by 1. Used by GMSD, NLPD, FSIM and VSI.
+
+    Parameters
+    ----------
+    t : torch.Tensor
+        Any shape; negative values (round-off) are treated as 0.
+
+    Returns
+    -------
+    torch.Tensor
+        ``sqrt(max(t, 0))``, same shape and dtype.
+
+    Examples
+    --------
+    >>> t = torch.zeros(2, requires_grad=True)
+    >>> safe_sqrt(t).sum().backward()
+    >>> t.grad
+    tensor([0., 0.])
+    """
+    out: torch.Tensor = _SafeSqrt.apply(t)
+    return out
+
+
+def matlab_round(v: float) -> int:
+    """MATLAB's ``round``: halves away from zero (Python's ``round`` rounds halves to even).
+
+    Parameters
+    ----------
+    v : float
+        Any finite number.
+
+    Returns
+    -------
+    int
+        ``floor(v + 0.5)`` for ``v >= 0``, ``-floor(-v + 0.5)`` below.
+
+    Examples
+    --------
+    >>> matlab_round(2.5), round(2.5), matlab_round(-2.5)
+    (3, 2, -3)
+    """
+    return int(math.floor(v + 0.5)) if v >= 0 else -int(math.floor(-v + 0.5))
+
+
+def auto_downsample_factor(h: int, w: int) -> int:
+    """``max(1, round(min(H, W) / 256))`` with MATLAB rounding: the automatic downsampling factor of
+    ssim.m, FeatureSIM.m and VSI.m."""
+    return max(1, matlab_round(min(h, w) / 256.0))
+
+
+@device_cache(maxsize=128)
+def _symmetric_index_cpu(n: int, before: int, after: int) -> torch.Tensor:
+    i = torch.arange(-before, n + after)
     m = torch.remainder(i, 2 * n)
     return torch.where(m < n, m, 2 * n - 1 - m)
+
+
+def _symmetric_index(n: int, before: int, after: int, device: torch.device) -> torch.Tensor:
+    return _symmetric_index_cpu(n, before, after, device=device, dtype=torch.int64)
 
 
 def symmetric_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:

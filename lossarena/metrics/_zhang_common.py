@@ -7,29 +7,12 @@ subgradient 0 instead), so gradients stay finite on flat and black images.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
-
-class _SafeSqrt(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, t):
-        out = torch.sqrt(t.clamp_min(0.0))
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        (out,) = ctx.saved_tensors
-        return torch.where(out > 0, g / (2.0 * out), 0.0)
-
-
-def safe_sqrt(t: torch.Tensor) -> torch.Tensor:
-    """``sqrt(t)`` for ``t >= 0`` with gradient 0 (not inf/NaN) where ``t == 0``."""
-    return _SafeSqrt.apply(t)
+from ._ops import device_cache, safe_sqrt
 
 
 def safe_div(num: torch.Tensor, den: torch.Tensor, fill: float | torch.Tensor = 0.0) -> torch.Tensor:
@@ -50,8 +33,20 @@ def real_pow(v: torch.Tensor, p: float, tiny: float = 1e-12) -> torch.Tensor:
 
 
 def colour_transform(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """``out[:, c] = sum_k matrix[c, k] * x[:, k]`` for (B, 3, H, W) (a 1x1 convolution: fast both ways)."""
-    return F.conv2d(x, matrix.to(device=x.device, dtype=x.dtype)[:, :, None, None])
+    """``out[:, c] = sum_k matrix[c, k] * x[:, k]`` for (B, 3, H, W) (a 1x1 convolution: fast both ways).
+
+    ``matrix`` (3, 3) must already be on ``x``'s device in its dtype (see :func:`colour_matrix`)."""
+    return F.conv2d(x, matrix[:, :, None, None])
+
+
+@device_cache()
+def _colour_matrix(rows: tuple[tuple[float, ...], ...]) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def colour_matrix(rows: tuple[tuple[float, ...], ...], like: torch.Tensor) -> torch.Tensor:
+    """A (3, 3) colour matrix given as nested tuples, on ``like``'s device and dtype (cached)."""
+    return _colour_matrix(rows, device=like.device, dtype=like.dtype)
 
 
 def grad_scope(t: torch.Tensor):
@@ -63,16 +58,6 @@ def grad_scope(t: torch.Tensor):
 def similarity(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
     """The similarity map ``(2ab + c) / (a^2 + b^2 + c)`` used by SSIM-like indices."""
     return (2.0 * a * b + c) / (a * a + b * b + c)
-
-
-def matlab_round(v: float) -> int:
-    """MATLAB's ``round`` (half away from zero), unlike Python's banker's rounding."""
-    return int(math.floor(v + 0.5)) if v >= 0 else -int(math.floor(-v + 0.5))
-
-
-def downsample_factor(h: int, w: int) -> int:
-    """``F = max(1, round(min(rows, cols) / 256))`` as in FeatureSIM.m and VSI.m."""
-    return max(1, matlab_round(min(h, w) / 256.0))
 
 
 def matlab_average_downsample(x: torch.Tensor, f: int) -> torch.Tensor:
@@ -108,8 +93,8 @@ def _triangle(t: torch.Tensor) -> torch.Tensor:
     return (1.0 - t.abs()).clamp_min(0.0)
 
 
-@functools.lru_cache(maxsize=32)
-def _imresize_matrix_cpu(in_len: int, out_len: int, antialias: bool) -> torch.Tensor:
+@device_cache(maxsize=32)
+def _imresize_matrix(in_len: int, out_len: int, antialias: bool) -> torch.Tensor:
     """The (out_len, in_len) matrix of MATLAB's ``imresize(..., 'bilinear')`` along one axis.
 
     Follows MATLAB's ``contributions``: scale = out/in; when shrinking (with antialiasing, MATLAB's
@@ -139,8 +124,11 @@ def _imresize_matrix_cpu(in_len: int, out_len: int, antialias: bool) -> torch.Te
     return m
 
 
-def imresize_matrix(in_len: int, out_len: int, *, dtype, device, antialias: bool = True) -> torch.Tensor:
-    return _imresize_matrix_cpu(in_len, out_len, antialias).to(device=device, dtype=dtype)
+def imresize_matrix(in_len: int, out_len: int, *, dtype: torch.dtype, device: torch.device | str,
+                    antialias: bool = True) -> torch.Tensor:
+    """The (out_len, in_len) resampling matrix of MATLAB's bilinear ``imresize`` along one axis, cached
+    per (sizes, device, dtype)."""
+    return _imresize_matrix(in_len, out_len, antialias, device=device, dtype=dtype)
 
 
 def imresize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

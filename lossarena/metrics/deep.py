@@ -193,30 +193,42 @@ def dists_weights_path() -> Path:
     )
 
 
-_VGG16_CFG = [64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512]
+_VGG16_CFG: list[int | str] = [64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512]
+_VGG16_CUTS = [(0, 4), (4, 9), (9, 16), (16, 23), (23, 30)]  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
 
 
-class DISTS(_FrozenEval):
-    """DISTS distance, ``forward(x_distorted, y_reference) -> (N,)`` for [0, 1] RGB NCHW inputs.
+class VGG16Trunk(_FrozenEval):
+    """VGG16 ``features`` with every max-pool replaced by L2 pooling: the six DISTS stages.
 
-    Any size from 16 px; never resized (the authors' demo also scores full-size images).
+    ``forward(x)`` takes float RGB (N, 3, H, W) in [0, 1], applies the ImageNet normalisation and
+    returns six feature maps: the input itself, then relu1_2 (64 ch, H x W), relu2_2 (128, ~H/2),
+    relu3_3 (256, ~H/4), relu4_3 (512, ~H/8) and relu5_3 (512, ~H/16). Channel counts are
+    :attr:`CHANNELS`. Parameters are frozen; the module is always in eval mode; gradients flow to
+    the input. Shared by DISTS and the learned DPIS metric (build it with :func:`vgg16_trunk`).
+
+    Parameters
+    ----------
+    state : dict
+        torchvision's ``vgg16`` state_dict (``features.{i}.weight``/``bias``; the classifier is
+        ignored).
+
+    Raises
+    ------
+    RuntimeError
+        When the state_dict's ``features`` do not match VGG16's.
     """
 
-    chns = (3, 64, 128, 256, 512, 512)
+    CHANNELS = (3, 64, 128, 256, 512, 512)
 
-    def __init__(self, reduction: str = "none"):
+    def __init__(self, state: dict[str, torch.Tensor]):
         super().__init__()
-        self.reduction = reduction
-        state = W.load_backbone_state("vgg16")
-        W.warn_standin("vgg16")
-        ab = torch.load(dists_weights_path(), map_location="cpu", weights_only=True)
-        # torchvision's vgg16 "features" layout: conv/relu pairs, pools at 4, 9, 16, 23 (30 unused)
         layers: list[nn.Module] = []
         cin = 3
         for v in _VGG16_CFG:
             if v == "P":
                 layers.append(L2Pool(cin))
             else:
+                assert isinstance(v, int)
                 layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU(inplace=False)]
                 cin = v
         feats = nn.Sequential(*layers)
@@ -225,11 +237,73 @@ class DISTS(_FrozenEval):
         missing, unexpected = feats.load_state_dict(fstate, strict=False)
         missing = [k for k in missing if not k.endswith("kernel")]  # L2Pool buffers are ours
         if missing or unexpected:
-            raise RuntimeError(f"DISTS: vgg16 state_dict does not match: {(missing + unexpected)[:4]}")
-        cuts = [(0, 4), (4, 9), (9, 16), (16, 23), (23, 30)]
-        self.stages = nn.ModuleList(nn.Sequential(*layers[a:b]) for a, b in cuts)
+            raise RuntimeError(f"VGG16 trunk: vgg16 state_dict does not match: {(missing + unexpected)[:4]}")
+        self.stages = nn.ModuleList(nn.Sequential(*layers[a:b]) for a, b in _VGG16_CUTS)
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self._freeze()
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The six stage outputs for ``x`` (float RGB NCHW in [0, 1]); see the class docstring."""
+        h = (x - self.mean) / self.std
+        out = [x]
+        for st in self.stages:
+            h = st(h)
+            out.append(h)
+        return out
+
+
+def vgg16_trunk(state: dict[str, torch.Tensor] | None = None) -> VGG16Trunk:
+    """Build the VGG16 + L2-pooling trunk of DISTS (and DPIS) from verified ImageNet weights.
+
+    Parameters
+    ----------
+    state : dict, optional
+        A torchvision ``vgg16`` state_dict. Default: the verified backbone file
+        (:func:`lossarena.metrics.weights.load_backbone_state`), never downloaded; a stand-in
+        backbone emits :class:`~lossarena.metrics.weights.StandInWeightsWarning`.
+
+    Returns
+    -------
+    VGG16Trunk
+        On the CPU in float32, frozen, in eval mode; ``forward(x)`` returns six feature maps.
+
+    Raises
+    ------
+    MissingWeightsError
+        When ``state`` is not given and ``vgg16-397923af.pth`` is not in the torchvision cache.
+
+    References
+    ----------
+    K. Ding, K. Ma, S. Wang, E. P. Simoncelli, "Image Quality Assessment: Unifying Structure and
+    Texture Similarity", IEEE TPAMI 44(5), 2022 (L2 pooling after Hénaff & Simoncelli 2016).
+
+    Examples
+    --------
+    >>> from lossarena.metrics.deep import vgg16_trunk
+    >>> trunk = vgg16_trunk()                                  # doctest: +SKIP
+    >>> [f.shape[1] for f in trunk(torch.rand(1, 3, 64, 64))]  # doctest: +SKIP
+    [3, 64, 128, 256, 512, 512]
+    """
+    if state is None:
+        state = W.load_backbone_state("vgg16")
+        W.warn_standin("vgg16")
+    return VGG16Trunk(state)
+
+
+class DISTS(_FrozenEval):
+    """DISTS distance, ``forward(x_distorted, y_reference) -> (N,)`` for [0, 1] RGB NCHW inputs.
+
+    Any size from 16 px; never resized (the authors' demo also scores full-size images).
+    """
+
+    chns = VGG16Trunk.CHANNELS
+
+    def __init__(self, reduction: str = "none"):
+        super().__init__()
+        self.reduction = reduction
+        self.trunk = vgg16_trunk()  # MissingWeightsError first, before any work
+        ab = torch.load(dists_weights_path(), map_location="cpu", weights_only=True)
         alpha, beta = ab["alpha"].float(), ab["beta"].float()
         if alpha.shape != (1, sum(self.chns), 1, 1) or beta.shape != alpha.shape:
             raise RuntimeError(f"DISTS: expected alpha/beta of shape (1, {sum(self.chns)}, 1, 1), "
@@ -240,11 +314,8 @@ class DISTS(_FrozenEval):
         self._freeze()
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        h = (x - self.mean) / self.std
-        out = [x]
-        for st in self.stages:
-            h = st(h)
-            out.append(h)
+        """The six trunk stages of ``x`` (see :class:`VGG16Trunk`)."""
+        out: list[torch.Tensor] = self.trunk(x)
         return out
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

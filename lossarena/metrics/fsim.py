@@ -32,19 +32,18 @@ Differences from MATLAB, none of which changes a value where MATLAB's is defined
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 
+from ._ops import auto_downsample_factor, device_cache, safe_sqrt
 from ._zhang_common import (
+    colour_matrix,
     colour_transform,
-    downsample_factor,
     grad_scope,
     matlab_average_downsample,
     real_pow,
     safe_div,
-    safe_sqrt,
     scharr_magnitude,
     similarity,
 )
@@ -59,8 +58,7 @@ K_NOISE, EPSILON = 2.0, 1e-4
 T1, T2, T3, T4, LAMBDA = 0.85, 160.0, 200.0, 200.0, 0.03
 MIN_SIZE = 8
 
-_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
-                    dtype=torch.float64)
+_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
 
 
 def _freq_grid(n: int) -> torch.Tensor:
@@ -74,8 +72,8 @@ def _ifftshift2(a: torch.Tensor) -> torch.Tensor:
     return torch.fft.ifftshift(a, dim=(-2, -1))
 
 
-@functools.lru_cache(maxsize=8)
-def _filter_bank_cpu(rows: int, cols: int):
+@device_cache(maxsize=8)
+def _filter_bank(rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-Gabor filters (O, S, rows, cols) and the per-orientation noise constants (float64)."""
     yr, xr = _freq_grid(rows), _freq_grid(cols)
     y, x = torch.meshgrid(yr, xr, indexing="ij")
@@ -198,10 +196,7 @@ class _PhaseEnergy(torch.autograd.Function):
 def phase_congruency(y: torch.Tensor) -> torch.Tensor:
     """phasecong2 of FeatureSIM.m for a (B, 1, H, W) luma batch on the 0-255 scale -> (B, 1, H, W)."""
     b, _, rows, cols = y.shape
-    bank, noise_gain = _filter_bank_cpu(rows, cols)
-    cdtype = torch.complex128 if y.dtype == torch.float64 else torch.complex64
-    bank = bank.to(device=y.device, dtype=cdtype)
-    noise_gain = noise_gain.to(device=y.device, dtype=y.dtype)
+    bank, noise_gain = _filter_bank(rows, cols, device=y.device, dtype=y.dtype)  # built/uploaded once
 
     yc = y - y.mean(dim=(-2, -1), keepdim=True)  # exact: every filter is 0 at DC
     spec = torch.fft.rfft2(yc)  # (B, 1, H, W/2+1)
@@ -223,10 +218,10 @@ def fsim(x_dist: torch.Tensor, y_ref: torch.Tensor, chromatic: bool = True) -> t
     as three equal channels give MATLAB's grey FSIM with either setting (see module docstring).
     """
     validate_images(x_dist, y_ref, name="fsim", min_size=MIN_SIZE)
-    f = downsample_factor(*x_dist.shape[-2:])
+    f = auto_downsample_factor(*x_dist.shape[-2:])
 
     def features(img):
-        yiq = matlab_average_downsample(colour_transform(img * 255.0, _YIQ), f)
+        yiq = matlab_average_downsample(colour_transform(img * 255.0, colour_matrix(_YIQ, img)), f)
         lum = yiq[:, :1]
         return yiq, phase_congruency(lum), scharr_magnitude(lum)
 

@@ -16,9 +16,9 @@ Lower is better; 0 for identical images.
 
 Gradients: piq's ``gmsd`` takes ``sqrt`` of the squared gradient and of the variance directly, which
 gives NaN gradients where a gradient magnitude is 0 (flat or black areas, clipped codec output)
-and for a constant GMS map. Here both square roots are ``sqrt(a + 1e-20)``: the value changes by
-at most 1e-10, the gradient of ``sqrt(Ix^2 + Iy^2 + eps)`` w.r.t. ``Ix`` stays bounded by 1 (and is
-0 at ``Ix = Iy = 0``), so the loss has finite gradients for every input.
+and for a constant GMS map. Here both square roots are :func:`~lossarena.metrics.safe_sqrt`: exact
+values, the gradient of ``sqrt(Ix^2 + Iy^2)`` w.r.t. ``Ix`` bounded by 1 and 0 at ``Ix = Iy = 0``,
+so the loss has finite gradients for every input.
 
 The computation runs in float64 by default (``internal_dtype``), like MATLAB; the result is cast
 back to the input dtype. GMSD works on half-resolution luma, so this costs little.
@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._ops import SQRT_EPS, compute_dtype, luma, safe_sqrt
+from ._ops import compute_dtype, device_cache, luma, safe_sqrt
 from .options import MetricOption
 from .registry import FunctionalMetric, MetricSpec, register_metric
 from .validate import validate_images
@@ -44,27 +44,81 @@ GMSD_CITATION = (
 )
 
 
-def _prewitt(dtype, device) -> torch.Tensor:
+@device_cache()
+def _prewitt() -> torch.Tensor:
     dx = torch.tensor([[1.0, 0.0, -1.0]] * 3, dtype=torch.float64) / 3.0
-    return torch.stack([dx, dx.t()]).unsqueeze(1).to(dtype=dtype, device=device)  # (2, 1, 3, 3)
+    return torch.stack([dx, dx.t()]).unsqueeze(1)  # (2, 1, 3, 3)
 
 
-def _gradient_magnitude_sq(img: torch.Tensor, dt: torch.dtype) -> torch.Tensor:
+def _gradient_magnitude_sq(img: torch.Tensor, dt: torch.dtype, downsample: bool, padding: str) -> torch.Tensor:
     """Ix^2 + Iy^2 of GMSD.m for (N, 3, H, W) RGB in [0, 1]: luma*255, 2x2 mean + decimation, Prewitt."""
     v = luma(img.to(dt)) * 255.0
-    h, w = v.shape[-2:]
-    if h % 2 or w % 2:
-        v = F.pad(v, (0, w % 2, 0, h % 2))  # conv2 'same' zero padding at the bottom/right
-    v = F.avg_pool2d(v, kernel_size=2, stride=2)
-    g = F.conv2d(v, _prewitt(dt, v.device), padding=1)  # conv2 flips the kernel: sign irrelevant
+    if downsample:
+        h, w = v.shape[-2:]
+        if h % 2 or w % 2:
+            v = F.pad(v, (0, w % 2, 0, h % 2))  # conv2 'same' zero padding at the bottom/right
+        v = F.avg_pool2d(v, kernel_size=2, stride=2)
+    if padding == "replicate":
+        v = F.pad(v, (1, 1, 1, 1), mode="replicate")
+    # conv2 flips the kernel: the sign is irrelevant for the magnitude
+    g = F.conv2d(v, _prewitt(device=v.device, dtype=dt), padding=1 if padding == "zeros" else 0)
     return g.pow(2).sum(dim=1, keepdim=True)
 
 
-def gms_map(x: torch.Tensor, y: torch.Tensor, *, t: float = T_GMSD, internal_dtype="float64") -> torch.Tensor:
-    """The GMS map (N, 1, ceil(H/2), ceil(W/2)) of GMSD.m (inputs validated by the caller)."""
+def gms_map(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    t: float = T_GMSD,
+    internal_dtype: str | torch.dtype | None = "float64",
+    downsample: bool = True,
+    padding: str = "zeros",
+) -> torch.Tensor:
+    """Gradient magnitude similarity (GMS) map of GMSD: ``(2 g1 g2 + T) / (g1^2 + g2^2 + T)``.
+
+    The defaults are GMSD.m's (luma on 0-255, 2x2 mean + decimation, Prewitt with zero padding,
+    T = 170). The same map at full resolution with replicate padding (``downsample=False,
+    padding="replicate"``) serves as a local distortion map (e.g. for ROI models). Inputs are
+    validated by the caller (:func:`gmsd` does; call :func:`~lossarena.metrics.validate_images`).
+
+    Parameters
+    ----------
+    x, y : torch.Tensor
+        Distorted and reference images, float RGB (N, 3, H, W) in [0, 1].
+    t : float
+        The constant T for 0-255 values (170; T/255^2 = 0.0026 on the [0, 1] scale).
+    internal_dtype : {"float64", "float32", "input"} or torch.dtype or None
+        Compute dtype (``None``/``"input"``: the input's). The map is returned in that dtype.
+    downsample : bool
+        GMSD.m's 2x2 block mean and decimation first.
+    padding : {"zeros", "replicate"}
+        Border handling of the Prewitt filter (``conv2 'same'`` pads with zeros).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, 1, ceil(H/2), ceil(W/2)) (or (N, 1, H, W) without downsampling), values in (0, 1];
+        1 where the gradients agree. Higher is more similar.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``padding`` or ``internal_dtype``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> y = torch.rand(1, 3, 16, 16)
+    >>> gms_map(y, y).shape, bool(torch.allclose(gms_map(y, y), torch.ones(1)))
+    (torch.Size([1, 1, 8, 8]), True)
+    >>> gms_map(y, y, downsample=False, padding="replicate").shape
+    torch.Size([1, 1, 16, 16])
+    """
+    if padding not in ("zeros", "replicate"):
+        raise ValueError(f"gms_map: expected padding 'zeros' or 'replicate', got {padding!r}")
     dt = compute_dtype(x, internal_dtype)
-    a1 = _gradient_magnitude_sq(x, dt)
-    a2 = _gradient_magnitude_sq(y, dt)
+    a1 = _gradient_magnitude_sq(x, dt, downsample, padding)
+    a2 = _gradient_magnitude_sq(y, dt, downsample, padding)
     g1, g2 = safe_sqrt(a1), safe_sqrt(a2)
     return (2.0 * g1 * g2 + t) / (a1 + a2 + t)
 
@@ -78,7 +132,7 @@ def gmsd(x: torch.Tensor, y: torch.Tensor, *, t: float = T_GMSD, internal_dtype=
     validate_images(x, y, name="gmsd", min_size=MIN_SIZE)
     q = gms_map(x, y, t=t, internal_dtype=internal_dtype).flatten(1)
     var = (q - q.mean(dim=1, keepdim=True)).pow(2).sum(dim=1) / (q.shape[1] - 1)  # std2: N - 1
-    return safe_sqrt(var, SQRT_EPS).to(x.dtype)
+    return safe_sqrt(var).to(x.dtype)
 
 
 register_metric(MetricSpec(

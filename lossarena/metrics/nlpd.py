@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._ops import safe_sqrt, symmetric_pad, to_channels
+from ._ops import device_cache, safe_sqrt, symmetric_pad, to_channels
 from .options import MetricOption
 from .registry import FunctionalMetric, MetricSpec, register_metric
 from .validate import validate_images
@@ -61,12 +61,25 @@ NLPD_CITATION = (
 )
 
 
-def dn_filter(level: int, dtype=torch.float64, device=None) -> torch.Tensor:
-    """The 5x5 divisive-normalisation filter ``P_k`` of level ``level`` (0-based), as in NLP_dist.m."""
+@device_cache()
+def _dn_filter(level: int, flipped: bool) -> torch.Tensor:
     p = torch.zeros(5, 5, dtype=torch.float64)
     for r, c, v in DN_TAPS[level]:
         p[r, c] = v
-    return p.to(dtype=dtype, device=device)
+    return p.flip(0, 1) if flipped else p
+
+
+def dn_filter(level: int, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The 5x5 divisive-normalisation filter ``P_k`` of level ``level`` (0-based), as in NLP_dist.m
+    (cached per device and dtype; do not modify it in place)."""
+    return _dn_filter(level, False, device=device, dtype=dtype)
+
+
+@device_cache()
+def _pyramid_taps() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 5-tap Laplacian filter and the even/odd polyphase taps of the upsampling."""
+    return (torch.tensor(LAP_FILTER_1D, dtype=torch.float64), torch.tensor([0.1, 0.8, 0.1], dtype=torch.float64),
+            torch.tensor([0.5, 0.5], dtype=torch.float64))
 
 
 def _dw(x: torch.Tensor, k: torch.Tensor, **kw) -> torch.Tensor:
@@ -94,8 +107,7 @@ def _upsample(i: torch.Tensor, odd_h: int, odd_w: int, dtype, device) -> torch.T
     the last sample is dropped where the target side is odd. The test transcribes the MATLAB
     code literally and checks the two agree.
     """
-    even = torch.tensor([0.1, 0.8, 0.1], dtype=dtype, device=device)
-    odd = torch.tensor([0.5, 0.5], dtype=dtype, device=device)
+    _, even, odd = _pyramid_taps(device=device, dtype=dtype)
     t = F.pad(i, (1, 1, 1, 1), mode="replicate")
     b, h, w = t.shape[1], t.shape[-2] - 2, t.shape[-1] - 2
     # rows
@@ -112,7 +124,7 @@ def _upsample(i: torch.Tensor, odd_h: int, odd_w: int, dtype, device) -> torch.T
 def laplacian_pyramid(x: torch.Tensor, levels: int = N_LEVELS) -> list[torch.Tensor]:
     """NLP_dist.m's ``laplacian_pyramid_s`` of (1, B, H, W) images (each channel one grey image):
     ``levels - 1`` band-pass images and the low-pass residual."""
-    f = torch.tensor(LAP_FILTER_1D, dtype=x.dtype, device=x.device)
+    f = _pyramid_taps(device=x.device, dtype=x.dtype)[0]
     pyr = []
     j = x
     for _ in range(levels - 1):
@@ -129,7 +141,7 @@ def normalized_laplacian_pyramid(x: torch.Tensor) -> list[torch.Tensor]:
     out = []
     for k, z in enumerate(laplacian_pyramid(x, N_LEVELS)):
         # conv2 = correlation with the flipped kernel, zero padding 2 ('same' for 5x5)
-        p = dn_filter(k, z.dtype, z.device).flip(0, 1)
+        p = _dn_filter(k, True, device=z.device, dtype=z.dtype)
         out.append(z / (SIGMAS[k] + _dw(z.abs(), p, padding=2)))
     return out
 

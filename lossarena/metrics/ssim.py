@@ -30,12 +30,12 @@ between scales ``imfilter(img, ones(2)/4, 'symmetric', 'same')`` and ``img(1:2:e
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from ._ops import (
+    auto_downsample_factor,
+    device_cache,
     gaussian_1d,
     matlab_box_downsample,
     min_size_for_scales,
@@ -62,16 +62,6 @@ MS_SSIM_CITATION = (
     "assessment', Proc. 37th Asilomar Conference on Signals, Systems and Computers, vol. 2, "
     "pp. 1398-1402, 2003. Defaults of Zhou Wang's msssim.m (luma, 5 scales)."
 )
-
-
-def matlab_round(v: float) -> int:
-    """MATLAB's round: halves away from zero (Python's round() rounds halves to even)."""
-    return int(math.floor(v + 0.5))
-
-
-def ssim_downsample_factor(h: int, w: int) -> int:
-    """ssim.m's automatic downsampling factor f = max(1, round(min(H, W) / 256))."""
-    return max(1, matlab_round(min(h, w) / 256.0))
 
 
 def _ssim_cs_maps(x: torch.Tensor, y: torch.Tensor, win: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,7 +156,7 @@ def ssim(
     a = _ssim_input(x, color, luma)
     b = _ssim_input(y, color, luma)
     if downsample:
-        f = ssim_downsample_factor(*x.shape[-2:])
+        f = auto_downsample_factor(*x.shape[-2:])
         a, b = matlab_box_downsample(a, f), matlab_box_downsample(b, f)
     if border == "replicate":
         p = WINDOW // 2
@@ -193,6 +183,11 @@ def _ms_weights(scales: int | None) -> tuple[float, ...]:
     w = MS_SSIM_WEIGHTS[:scales]
     s = sum(w)
     return tuple(v / s for v in w)
+
+
+@device_cache()
+def _weight_tensor(weights: tuple[float, ...]) -> torch.Tensor:
+    return torch.tensor(weights, dtype=torch.float64).view(-1, 1, 1)
 
 
 def ms_ssim_min_size(scales: int | None = None) -> int:
@@ -248,7 +243,7 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, *, color: str = "y", scales: int |
         m_map = s_map if level == n_scales - 1 else cs_map
         vals.append(m_map.mean(dim=(-2, -1)))  # (N, C)
     v = torch.stack(vals, dim=0).clamp_min(CS_FLOOR)  # (S, N, C)
-    w = torch.tensor(weights, dtype=v.dtype, device=v.device).view(-1, 1, 1)
+    w = _weight_tensor(weights, device=v.device, dtype=v.dtype)
     return v.pow(w).prod(dim=0).mean(dim=1)
 
 

@@ -37,20 +37,18 @@ None of these changes a value where MATLAB's is defined.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 
+from ._ops import auto_downsample_factor, device_cache, safe_sqrt
 from ._zhang_common import (
+    colour_matrix,
     colour_transform,
-    downsample_factor,
     grad_scope,
     imresize_bilinear,
     matlab_average_downsample,
     real_pow,
     safe_div,
-    safe_sqrt,
     scharr_magnitude,
     similarity,
 )
@@ -64,10 +62,10 @@ OMEGA0, SIGMA_F, SIGMA_D, SIGMA_C = 0.021, 1.34, 145.0, 0.001
 SALIENCY_SIZE = 256
 MIN_SIZE = 8
 
-_LMN = torch.tensor([[0.06, 0.63, 0.27], [0.30, 0.04, -0.35], [0.34, -0.60, 0.17]], dtype=torch.float64)
-_RGB2XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
-                         [0.2126729, 0.7151522, 0.0721750],
-                         [0.0193339, 0.1191920, 0.9503041]], dtype=torch.float64)
+_LMN = ((0.06, 0.63, 0.27), (0.30, 0.04, -0.35), (0.34, -0.60, 0.17))
+_RGB2XYZ = ((0.4124564, 0.3575761, 0.1804375),
+            (0.2126729, 0.7151522, 0.0721750),
+            (0.0193339, 0.1191920, 0.9503041))
 _WHITE_D50 = (0.9642, 1.0, 0.8251)
 _LAB_EPS, _LAB_KAPPA = 0.008856, 903.3
 
@@ -77,8 +75,8 @@ def rgb_to_lab(rgb255: torch.Tensor) -> torch.Tensor:
     c = rgb255 / 255.0
     low = c <= 0.04045
     lin = torch.where(low, c / 12.92, ((c.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
-    xyz = colour_transform(lin, _RGB2XYZ)
-    white = torch.tensor(_WHITE_D50, device=c.device, dtype=c.dtype).view(1, 3, 1, 1)
+    xyz = colour_transform(lin, colour_matrix(_RGB2XYZ, lin))
+    white = _white_d50(device=c.device, dtype=c.dtype)
     t = xyz / white
     above = t > _LAB_EPS
     f = torch.where(above, t.clamp_min(_LAB_EPS) ** (1.0 / 3.0), (_LAB_KAPPA * t + 16.0) / 116.0)
@@ -86,8 +84,13 @@ def rgb_to_lab(rgb255: torch.Tensor) -> torch.Tensor:
     return torch.cat([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
 
 
-@functools.lru_cache(maxsize=4)
-def _sdsp_constants_cpu(rows: int, cols: int):
+@device_cache()
+def _white_d50() -> torch.Tensor:
+    return torch.tensor(_WHITE_D50, dtype=torch.float64).view(1, 3, 1, 1)
+
+
+@device_cache(maxsize=4)
+def _sdsp_constants(rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Half-spectrum log-Gabor filter (rows, cols//2+1) and the location prior (rows, cols)."""
     u1 = (torch.arange(1, cols + 1, dtype=torch.float64) - (cols // 2 + 1)) / (cols - cols % 2)
     u2 = (torch.arange(1, rows + 1, dtype=torch.float64) - (rows // 2 + 1)) / (rows - rows % 2)
@@ -128,9 +131,7 @@ def sdsp(rgb255: torch.Tensor, resize: str = "matlab") -> torch.Tensor:
     s = SALIENCY_SIZE
     small = _resize(rgb255, (s, s), resize)
     lab = rgb_to_lab(small)
-    lg, sd = _sdsp_constants_cpu(s, s)
-    lg = lg.to(device=lab.device, dtype=lab.dtype)
-    sd = sd.to(device=lab.device, dtype=lab.dtype)
+    lg, sd = _sdsp_constants(s, s, device=lab.device, dtype=lab.dtype)  # built/uploaded once
     filtered = torch.fft.irfft2(torch.fft.rfft2(lab) * lg, s=(s, s))
     sf = safe_sqrt(filtered.pow(2).sum(dim=1, keepdim=True))
     ab = _minmax(lab[:, 1:3])
@@ -152,12 +153,12 @@ def vsi(x_dist: torch.Tensor, y_ref: torch.Tensor, resize: str = "matlab") -> to
     in 2020; the widely quoted reference VSI(I01, i01_01_5) = 0.96405 was computed in Octave).
     """
     validate_images(x_dist, y_ref, name="vsi", min_size=MIN_SIZE)
-    f = downsample_factor(*x_dist.shape[-2:])
+    f = auto_downsample_factor(*x_dist.shape[-2:])
 
     def features(img):
         img = img * 255.0
         vs = matlab_average_downsample(sdsp(img, resize), f)
-        lmn = matlab_average_downsample(colour_transform(img, _LMN), f)
+        lmn = matlab_average_downsample(colour_transform(img, colour_matrix(_LMN, img)), f)
         return vs, lmn, scharr_magnitude(lmn[:, :1])
 
     with grad_scope(x_dist):
