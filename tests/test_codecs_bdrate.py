@@ -107,5 +107,73 @@ def test_cli_json_on_csv_and_json(tmp_path, capsys):
     assert out["bd_rate"] == pytest.approx(-10.0, abs=1e-9)
     assert codecs_main(["bd-rate", str(js), f"{csv}:loss=ssim", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["bd_rate"] == pytest.approx(-10.0, abs=1e-9)
-    with pytest.raises(InputError, match="no column 'vsi'"):
-        codecs_main(["bd-rate", str(csv), str(csv), "--metric", "vsi"])
+    assert codecs_main(["bd-rate", str(csv), str(csv), "--metric", "vsi"]) == 2  # bad input: one line
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no column 'vsi'" in err[0]
+
+
+# ---------------------------------------------------------------------- edge cases vs `bjontegaard`
+def _bj():
+    return pytest.importorskip("bjontegaard", reason="test-only reference: pip install bjontegaard")
+
+
+@pytest.mark.parametrize("method", ["cubic", "pchip"])
+def test_agrees_with_bjontegaard_package(method):
+    bj = _bj()
+    rb, qb = RATE * 0.87, PSNR + np.array([0.1, 0.3, 0.2, 0.4, 0.1])
+    want = bj.bd_rate(RATE, PSNR, rb, qb, method=method)
+    assert bd_rate(RATE, PSNR, rb, qb, method=method) == pytest.approx(want, abs=1e-9)
+    assert bd_metric(RATE, PSNR, rb, qb, method=method) == pytest.approx(
+        bj.bd_psnr(RATE, PSNR, rb, qb, method=method), abs=1e-9)
+
+
+def test_warns_on_non_monotonic_curve():
+    from lossarena.codecs.bdrate import BDWarning
+
+    dip = PSNR.copy()
+    dip[2] = 28.0  # a PSNR dip (below the previous point)
+    with pytest.warns(BDWarning, match="curve B: the metric is not monotonic in the rate .at rate 0.4"):
+        bd_rate(RATE, PSNR, RATE, dip)
+    # a lower-is-better metric falling with rate is monotonic: no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BDWarning)
+        bd_rate(RATE, -PSNR, RATE * 0.9, -PSNR)
+
+
+def test_warns_on_low_overlap_like_bjontegaard():
+    from lossarena.codecs.bdrate import BDWarning
+
+    bj = _bj()
+    qb = PSNR + 10.5  # metric ranges overlap by 0.5 dB of 21.5 (2.3 %)
+    with pytest.warns(BDWarning, match=r"metric ranges overlap by only 2\.3 %"):
+        ours = bd_rate(RATE, PSNR, RATE, qb, method="pchip")
+    with pytest.warns(UserWarning, match="Insufficient curve overlap"):
+        ref = bj.bd_rate(RATE, PSNR, RATE, qb, method="pchip")
+    assert ours == pytest.approx(ref, abs=1e-9)
+
+
+def test_rate_ranges_apart_still_give_bd_rate(tmp_path):
+    """B spans other rates at the same qualities: BD-metric undefined (NaN, warned), BD-rate returned."""
+    from lossarena.codecs.bdrate import BDWarning
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"name": "A", "results": {"bpp": RATE.tolist(), "psnr-rgb": PSNR.tolist()}}))
+    b.write_text(json.dumps({"name": "B", "results": {"bpp": (RATE * 20).tolist(), "psnr-rgb": PSNR.tolist()}}))
+    with pytest.warns(BDWarning, match="bd_metric is undefined"):
+        r = bd_compare(a, b)
+    assert r["bd_rate"] == pytest.approx(1900.0, rel=1e-9) and math.isnan(r["bd_metric"])
+    b.write_text(json.dumps({"name": "B", "results": {"bpp": (RATE * 20).tolist(), "psnr-rgb": (PSNR + 50).tolist()}}))
+    with pytest.raises(InputError, match="do not overlap"):
+        bd_compare(a, b)
+
+
+def test_says_when_nan_points_are_dropped():
+    from lossarena.codecs.bdrate import BDWarning
+
+    q = PSNR.copy()
+    q[4] = np.nan
+    with pytest.warns(BDWarning, match="curve B: dropped 1 of 5 points"):
+        v = bd_rate(RATE, PSNR, RATE * 0.8, q, method="pchip")
+    assert math.isfinite(v)
