@@ -148,13 +148,18 @@ def bapps_to_triplets(root: str | Path, out_csv: str | Path | None = None, *,
                 raise InputError(f"{d}: missing folder {sub}/")
         for j in sorted((d / "judge").glob("*.npy")):
             stem = j.stem
-            try:
-                v = np.load(j)
-            except (ValueError, OSError) as e:
-                raise InputError(f"{j}: not a readable .npy file ({e})") from None
-            v = np.asarray(v, dtype=float).ravel()
-            if v.size != 1 or not (0.0 <= v[0] <= 1.0):
-                raise InputError(f"{j}: expected one fraction in [0, 1], got {v[:3]}")
+            try:  # memory-mapped: a header claiming a huge shape allocates nothing
+                v = np.load(j, mmap_mode="r", allow_pickle=False)
+                if v.size != 1:
+                    raise SchemaError(j, f"expected one fraction in [0, 1], got an array of shape {v.shape}")
+                f = float(np.asarray(v, dtype=float).ravel()[0])
+            except SchemaError:
+                raise
+            except (ValueError, OSError, TypeError, EOFError) as e:
+                raise SchemaError(j, f"not a readable .npy file ({show(e, 120)})") from None
+            if not (0.0 <= f <= 1.0):
+                raise SchemaError(j, f"expected one fraction in [0, 1], got {show(f)}")
+            v = np.array([f])
             paths = []
             for sub in ("ref", "p0", "p1"):
                 cands = sorted((d / sub).glob(stem + ".*"))
