@@ -1,4 +1,9 @@
-"""``lossarena study``: build, serve, simulate, export, verify-code, synth-stimuli."""
+"""``lossarena study``: build, serve, simulate, export, verify-code, synth-stimuli.
+
+Exit status: 0 ok, 2 bad input (one line naming the file/field), and for ``verify-code``:
+0 valid and clean, 1 invalid (or not finished with ``--check-finished``), 4 valid but flagged by
+quality control (the reasons are printed).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import json
 import re
 import sys
+from pathlib import Path
 
 from lossarena.errors import InputError
 
@@ -19,6 +25,17 @@ def _crop(s: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def _minutes(s: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)(?:-(\d+))?", s.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected MINUTES or MIN-MAX, e.g. 10-15, got {s!r}")
+    lo = int(m.group(1))
+    hi = int(m.group(2) or lo)
+    if hi < lo:
+        raise argparse.ArgumentTypeError(f"expected MIN-MAX with MIN <= MAX, got {s!r}")
+    return lo, hi
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="lossarena study", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -30,8 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sessions", type=int, default=3)
     b.add_argument("--sampler", default="adjacent", help="adjacent (default), full, active")
     b.add_argument("--trials", type=int, default=40, help="sampler pairs per participant (0 = until exhausted)")
-    b.add_argument("--traps", type=int, default=2, help="trap pairs per participant")
-    b.add_argument("--practice", type=int, default=3, help="training pairs")
+    b.add_argument("--traps", type=int, default=2, help="trap pairs per participant (0 allowed)")
+    b.add_argument("--practice", type=int, default=3, help="training pairs (0 allowed: briefed lab observers)")
+    b.add_argument("--tie", action="store_true", help="offer a 'not sure' answer (key N / space)")
+    b.add_argument("--completion-url", default="",
+                   help="where the done page sends participants, e.g. https://app.prolific.com/submissions/"
+                        "complete?cc=CODE ({code} is replaced by --completion-code)")
+    b.add_argument("--completion-code", default="", help="the platform's study-level completion code (Prolific)")
+    b.add_argument("--scale", type=int, default=1, help="k: every image pixel covers k x k device pixels (default 1)")
+    b.add_argument("--stated-minutes", type=_minutes, default=(10, 15),
+                   help="the duration the consent page states, MIN-MAX (default 10-15)")
+    b.add_argument("--allow-touch", action="store_true", help="do not refuse touch devices (phones, tablets)")
     b.add_argument("--include-reference", action="store_true", help="also compare against the original")
     b.add_argument("--study-id")
     b.add_argument("--allow-anonymous", action="store_true", help="generate ids for links without one")
@@ -40,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the participant app (Streamlit)")
     s.add_argument("study")
-    s.add_argument("--db", help="sqlite:///FILE (default STUDY/votes.sqlite) or postgresql://USER@HOST:PORT/DB")
+    s.add_argument("--db", help="sqlite:///FILE (default STUDY/votes.sqlite) or postgresql://USER@HOST:PORT/DB "
+                                "(no password here: set LOSSARENA_DB_PASSWORD or use --db-password-file)")
+    s.add_argument("--db-password-file", help="file whose first line is the database password")
     s.add_argument("--port", type=int, default=8501)
     s.add_argument("--address", default="127.0.0.1")
     s.add_argument("--print-command", action="store_true", help="print the streamlit command and exit")
@@ -65,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--db")
     e.add_argument("--out", required=True)
     e.add_argument("--include-traps", action="store_true")
+    e.add_argument("--include-flagged", action="store_true", help="keep participants flagged by quality control")
 
     v = sub.add_parser("verify-code", help="check a participant's completion code")
     v.add_argument("study")
@@ -82,28 +111,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _main(args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(args) -> int:
     if args.cmd == "build":
-        from .core.build import build_study
+        from .core.build import build_study, duration_warning
+        from .core.config import SECRETS_NAME
 
         cfg = build_study(args.stimuli, args.out, crop=args.crop, sessions=args.sessions, sampler=args.sampler,
                           trials_per_participant=args.trials, traps_per_participant=args.traps,
                           n_practice=args.practice, include_reference=args.include_reference,
                           study_id=args.study_id, seed=args.seed, force=args.force,
-                          allow_anonymous=args.allow_anonymous)
+                          allow_anonymous=args.allow_anonymous, allow_tie=args.tie,
+                          completion_url=args.completion_url, completion_code=args.completion_code,
+                          scale=args.scale, stated_minutes=args.stated_minutes, allow_touch=args.allow_touch)
         n_cond = sorted({len(g.conditions) for g in cfg.groups})
         print(f"study {cfg.study_id}: {len(cfg.groups)} groups (content x target bpp), "
               f"{'/'.join(map(str, n_cond))} conditions each, {len(cfg.sessions)} sessions, "
               f"{len(cfg.practice)} practice pairs, {len(cfg.traps)} trap images, sampler {cfg.sampler}")
-        print(f"config: {cfg.dir / 'study.yaml'} (admin secret and completion-code secret inside; keep it private)")
+        print(f"config: {cfg.dir / 'study.yaml'}")
+        print(f"secrets: {cfg.dir / SECRETS_NAME} (owner-only, mode 0600: completion-code secret and admin secret)")
+        print(f"serve:  lossarena study serve {cfg.dir}   (participants: http://HOST:8501/?PROLIFIC_PID=ID)")
+        print(f"admin:  http://HOST:8501/admin  -- log in with the admin_secret from {SECRETS_NAME} "
+              "(or $LOSSARENA_ADMIN_SECRET if set when serving)")
+        warn = duration_warning(cfg)
+        if warn:
+            print(f"warning: {warn}", file=sys.stderr)
         return 0
     if args.cmd == "serve":
-        from .serve import serve, serve_command_string
+        from .serve import db_url_with_password, serve, serve_command_string
 
+        db = db_url_with_password(args.db, args.db_password_file) if args.db else None
         if args.print_command:
-            print(serve_command_string(args.study, args.db, args.port))
+            print(serve_command_string(args.study, db, args.port, redact=True))
             return 0
-        print(f"serving on http://{args.address}:{args.port}/?workerId=YOUR_ID (admin: /admin)", file=sys.stderr)
-        return serve(args.study, args.db, args.port, args.address)
+        print(f"serving on http://{args.address}:{args.port}/?PROLIFIC_PID=ID (admin: "
+              f"http://{args.address}:{args.port}/admin, admin secret in STUDY/secrets.yaml)", file=sys.stderr)
+        return serve(args.study, db, args.port, args.address)
     if args.cmd == "simulate":
         from .core.simulate import simulate
 
@@ -129,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "export":
         from .core.export import export_votes
 
-        p = export_votes(args.study, args.db, args.out, args.include_traps)
+        p = export_votes(args.study, args.db, args.out, args.include_traps, args.include_flagged)
         n = sum(1 for _ in open(p)) - 1
         print(f"{n} votes -> {p}")
         return 0
@@ -140,17 +189,31 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.study)
         wid = validate_worker_id(args.worker)
         ok = verify_completion_code(cfg.study_secret, cfg.study_id, wid, args.code)
-        if ok and args.check_finished:
-            from .core.store import open_store
+        if not ok:
+            print(f"INVALID: completion code for {wid} in study {cfg.study_id}")
+            return 1
+        from .core.qc import flag_reasons
+        from .core.store import open_store
 
-            st = open_store(args.db or cfg.default_db_url())
-            p = st.get_participant(cfg.study_id, wid)
-            st.dispose()
-            if p is None or p["stage"] != "done":
-                print(f"code matches, but participant {wid} has not finished in this store")
-                return 1
-        print(f"{'valid' if ok else 'INVALID'}: completion code for {wid} in study {cfg.study_id}")
-        return 0 if ok else 1
+        db = args.db or cfg.default_db_url()
+        reasons: list[str] = []
+        if args.check_finished or args.db or Path(cfg.dir / "votes.sqlite").exists():
+            st = open_store(db)
+            try:
+                p = st.get_participant(cfg.study_id, wid)
+                if args.check_finished and (p is None or p["stage"] != "done"):
+                    print(f"code matches, but participant {wid} has not finished in this store")
+                    return 1
+                reasons = flag_reasons(st.participant_votes(cfg.study_id, wid), cfg.qc) if p else []
+            finally:
+                st.dispose()
+        if reasons:
+            print(f"valid but FLAGGED: completion code for {wid} in study {cfg.study_id}")
+            for r in reasons:
+                print(f"  flag: {r}")
+            return 4
+        print(f"valid: completion code for {wid} in study {cfg.study_id}")
+        return 0
     if args.cmd == "synth-stimuli":
         from .core.stimuli import make_synthetic_stimuli
 

@@ -1,11 +1,17 @@
 """Streamlit glue shared by the pages: settings, the cached runtime, the participant of this tab,
-the image pair and one-shot messages. No study logic here (that is :mod:`core`)."""
+component messages, stimulus bytes and participant-facing errors. No study logic here (that is
+:mod:`core`)."""
 
 from __future__ import annotations
 
+import base64
+import functools
+import logging
 import os
 import secrets
 import sys
+import traceback
+from pathlib import Path
 
 import streamlit as st
 
@@ -14,9 +20,12 @@ from lossarena.errors import InputError
 from . import state as K
 from .core.security import MTURK_PREVIEW_ASSIGNMENT, worker_id_from_query
 from .core.session import StudyRuntime
+from .ui_env import ENV_DB_URL, ENV_STUDY_DIR
 
-ENV_STUDY_DIR = "LOSSARENA_STUDY_DIR"
-ENV_DB_URL = "LOSSARENA_STUDY_DB"
+log = logging.getLogger("lossarena.study_app")
+
+__all__ = ["ENV_DB_URL", "ENV_STUDY_DIR", "runtime", "participant_id", "require_participant", "message",
+           "data_url", "report_error"]
 
 
 def settings() -> tuple[str, str | None]:
@@ -67,8 +76,11 @@ def participant_id(rt: StudyRuntime) -> tuple[str | None, str]:
                         {"mturk": "workerId", "prolific": "PROLIFIC_PID"}.get(platform, "participant")] = pid
     st.session_state[K.WORKER] = pid
     st.session_state[K.PLATFORM] = platform
-    meta = {k: params[k][0] for k in ("assignmentId", "hitId", "STUDY_ID", "SESSION_ID") if params.get(k)}
-    rt.join(pid, platform=platform, meta={k: v[:64] for k, v in meta.items()})
+    meta = {k: params[k][0][:64] for k in ("assignmentId", "hitId", "STUDY_ID", "SESSION_ID") if params.get(k)}
+    sub = (params.get("turkSubmitTo") or [""])[0].rstrip("/")
+    if sub and sub in rt.cfg.mturk_submit_hosts:  # only the configured MTurk hosts, never an arbitrary URL
+        meta["turkSubmitTo"] = sub
+    rt.join(pid, platform=platform, meta=meta)
     return pid, ""
 
 
@@ -82,48 +94,44 @@ def require_participant() -> tuple[StudyRuntime, str]:
     return rt, pid
 
 
-def flash(kind: str, message: str) -> None:
-    st.session_state[K.FLASH] = (kind, message)
-
-
-def show_flash() -> None:
-    item = st.session_state.pop(K.FLASH, None)
-    if item:
-        kind, msg = item
-        {"success": st.success, "warning": st.warning, "info": st.info}.get(kind, st.info)(msg)
-
-
-def display_width(rt: StudyRuntime, pid: str) -> int:
-    """CSS width for a crop so that it is shown 1:1 in physical pixels on this participant's screen."""
-    disp = rt.participant(pid).get("display") or {}
-    dpr = float(disp.get("dpr") or 1.0)
-    return max(64, int(round(rt.cfg.crop[0] / max(dpr, 0.25))))
-
-
-def image_pair(rt: StudyRuntime, left_rel: str, right_rel: str, width: int, toggle_side: str | None = None) -> None:
-    """Side by side (A left, B right) or, in toggle view, only one of them in the same place.
-
-    Always PNG: Streamlit's default ("auto") re-encodes photographs as JPEG, which would add
-    compression artefacts to the very stimuli being judged."""
-    left, right = rt.stimulus_file(left_rel), rt.stimulus_file(right_rel)
-    if toggle_side is None:
-        c1, c2 = st.columns(2, gap="small")
-        c1.image(str(left), caption="A (left)", width=width, output_format="PNG")
-        c2.image(str(right), caption="B (right)", width=width, output_format="PNG")
-    else:
-        shown = left if toggle_side == "left" else right
-        st.image(str(shown), caption="Showing " + ("A (left)" if toggle_side == "left" else "B (right)"),
-                 width=width, output_format="PNG")
-
-
-def new_key_action(component_key: str, event) -> str | None:
-    """The action of a keyboard event not acted on yet, else None."""
-    if not isinstance(event, dict) or "n" not in event:
+def message(key: str) -> dict | None:
+    """The component's latest message if not acted on yet (each message carries a counter ``n``)."""
+    v = st.session_state.get(key)
+    if not isinstance(v, dict) or not isinstance(v.get("n"), int) or not isinstance(v.get("action"), str):
         return None
-    handled = st.session_state.setdefault(K.HANDLED_KEYS, set())
-    tag = (component_key, event.get("n"))
+    handled = st.session_state.setdefault(K.HANDLED, set())
+    tag = (key, v["n"])
     if tag in handled:
         return None
     handled.add(tag)
-    action = event.get("action")
-    return action if action in ("left", "right", "toggle") else None
+    return v
+
+
+@functools.lru_cache(maxsize=256)
+def _data_url(path: str, mtime_ns: int) -> str:
+    data = Path(path).read_bytes()
+    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}.get(
+        Path(path).suffix.lower(), "application/octet-stream")
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+def data_url(rt: StudyRuntime, rel: str) -> str:
+    """The stimulus file's own bytes, unchanged, as a data URL (the browser decodes the study's PNG)."""
+    p = rt.stimulus_file(rel)
+    return _data_url(str(p), p.stat().st_mtime_ns)
+
+
+def report_error(exc: BaseException) -> None:
+    """Show a participant a generic message with an error id; the details go to the server log and
+    the study's event log, where the admin page resolves the id."""
+    eid = secrets.token_hex(4)
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    log.error("error id %s: %s", eid, tb)
+    try:
+        rt = runtime()
+        rt.store.log_event(rt.study_id, st.session_state.get(K.WORKER), "error",
+                           {"error_id": eid, "type": type(exc).__name__, "traceback": tb[-8000:]})
+    except Exception:  # noqa: BLE001 - the store itself may be what failed; the server log has it
+        log.exception("error id %s could not be written to the event log", eid)
+    st.error(f"Sorry, something went wrong. Please reload the page; if it happens again, contact the "
+             f"researchers and quote error id {eid}.")

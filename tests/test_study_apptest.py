@@ -1,6 +1,9 @@
 """Every page of the study app under Streamlit's AppTest (no browser): routing by stored stage,
-consent, display check, training feedback, trials (buttons, toggle view, resume), completion code,
-refusal, the gate for missing/invalid ids, and the admin page behind its secret."""
+consent, display check, training feedback, trials (answers sent by the study component, prefetch,
+resume), completion code, refusal, the gate for missing/invalid ids, and the admin page behind its
+secret. The browser side of the study component is not run here (AppTest has no browser): its
+messages are injected into session state exactly as the component sends them, and the arguments the
+page sends to it are read back from the element. tests/test_study_browser.py drives the real thing."""
 
 from __future__ import annotations
 
@@ -37,6 +40,22 @@ def app(**params) -> AppTest:
     return at.run()
 
 
+def send(at, key: str, value: dict) -> AppTest:
+    """What the component does in the browser: set its value (with a fresh counter) -> rerun."""
+    send.n = getattr(send, "n", 0) + 1
+    at.session_state[key] = {**value, "n": send.n}
+    return at.run()
+
+
+def comp_args(at) -> dict:
+    """The arguments the page sent to the study component on its last run."""
+    import json
+
+    el = at.get("component_instance")
+    assert len(el) == 1, el
+    return json.loads(el[0].proto.json_args)
+
+
 def texts(at) -> str:
     parts = []
     for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success", "code"):
@@ -60,30 +79,55 @@ def test_consent_then_display_page(study):
     cfg, rt = study
     at = app(workerId="WCONSENT")
     assert not at.exception and "Information and consent" in texts(at)
-    assert at.button(key="la_consent_go").disabled
-    at.checkbox(key="la_consent_box").check().run()
-    at.button(key="la_consent_go").click().run()
+    a = comp_args(at)
+    assert a["mode"] == "consent" and any("10–15 minutes" in p for p in a["paragraphs"])
+    at = send(at, "la_c_consent", {"action": "consent"})
     assert not at.exception
     assert at.title[0].value == "Display check" and "1920×1080" in texts(at)
     assert rt.stage("WCONSENT") == "display"
-    # the measurement comes from the browser component; the core records it, the app moves on
-    rt.submit_display("WCONSENT", GOOD_DISPLAY)
-    at.run()
-    assert at.title[0].value == "Training"
+    a = comp_args(at)
+    assert a["mode"] == "display" and a["crop"] == list(cfg.crop) and a["card_start"] == 40
+    # the start value of the card control cannot pass: not moved -> asked again, not refused
+    at = send(at, "la_c_display", {"action": "display", "measurement": {**GOOD_DISPLAY, "card_px": 40, "moved": False}})
+    assert rt.stage("WCONSENT") == "display" and "move the card" in comp_args(at)["message"]
+    # implausible diagonal -> asked again
+    at = send(at, "la_c_display", {"action": "display", "measurement": {**GOOD_DISPLAY, "card_px": 60}})
+    assert rt.stage("WCONSENT") == "display" and "unlikely" in comp_args(at)["message"]
+    at = send(at, "la_c_display", {"action": "display", "measurement": "garbage"})
+    assert not at.exception and "could not be read" in comp_args(at)["message"]
+    at = send(at, "la_c_display", {"action": "display", "measurement": GOOD_DISPLAY})
+    assert at.title == [] or at.title[0].value != "Display check"
+    assert rt.stage("WCONSENT") == "training" and comp_args(at)["kind"] == "practice"
+    attempts = rt.store.list_events(cfg.study_id, "WCONSENT", "display_attempt")
+    assert len(attempts) == 4  # every attempt is logged, the unreadable one too
 
 
 def test_decline_and_small_screen_refusals(study):
     cfg, rt = study
     at = app(PROLIFIC_PID="WDECLINE")
-    at.button(key="la_consent_decline").click().run()
-    assert "chose not to take part" in texts(at)
+    at = send(at, "la_c_consent", {"action": "decline"})
+    assert "chose not to take part" in comp_args(at)["message"] and not comp_args(at)["retry"]
     at = app(workerId="WSMALL")
-    at.checkbox(key="la_consent_box").check().run()
-    at.button(key="la_consent_go").click().run()
-    rt.submit_display("WSMALL", dict(screen_w=1366, screen_h=768, dpr=1, card_px=300))
-    at.run()
-    t = texts(at)
-    assert "Thank you for your interest" in t and "larger screen" in t and "1366×768" in t
+    at = send(at, "la_c_consent", {"action": "consent"})
+    at = send(at, "la_c_display", {"action": "display", "measurement": dict(
+        screen_w=1366, screen_h=768, dpr=1, card_px=250, inner_w=1366, inner_h=700)})
+    a = comp_args(at)
+    assert a["mode"] == "refused" and "1366×768" in a["message"] and a["retry"]
+    # back on another device: the display check again, a bounded number of times
+    for _ in range(cfg.qc.max_display_attempts - 1):
+        at = send(at, "la_c_refused", {"action": "retry_display"})
+        assert rt.stage("WSMALL") == "display"
+        at = send(at, "la_c_display", {"action": "display", "measurement": dict(
+            screen_w=1366, screen_h=768, dpr=1, card_px=250, inner_w=1366, inner_h=700)})
+    assert rt.stage("WSMALL") == "refused" and not comp_args(at)["retry"]
+    at = send(at, "la_c_refused", {"action": "retry_display"})
+    assert rt.stage("WSMALL") == "refused"
+    # a phone is refused with the reason, whatever its pixel count
+    at = app(workerId="WPHONE")
+    at = send(at, "la_c_consent", {"action": "consent"})
+    at = send(at, "la_c_display", {"action": "display", "measurement": dict(
+        screen_w=390, screen_h=844, dpr=3, card_px=40, inner_w=390, inner_h=844, touch=True, moved=True)})
+    assert rt.stage("WPHONE") == "refused" and "touch devices" in comp_args(at)["message"]
 
 
 def _to_stage(rt, pid, stage):
@@ -95,61 +139,111 @@ def _to_stage(rt, pid, stage):
             rt.answer_practice(pid, item.index, item.correct_side)
 
 
-def test_training_feedback_then_trials(study):
+def test_training_feedback_on_the_answered_pair_then_trials(study):
     cfg, rt = study
     _to_stage(rt, "WTRAIN", "training")
     at = app(workerId="WTRAIN")
-    assert at.title[0].value == "Training" and len(at.get("image")) == 2
+    a = comp_args(at)
+    assert a["kind"] == "practice" and [p["id"] for p in a["pairs"]] == ["p0-0", "p0-1"]  # current + prefetch
+    assert a["pairs"][0]["left"].startswith("data:image/png;base64,")
+    item = rt.practice_item("WTRAIN")
+    at = send(at, "la_c_practice", {"action": "answers", "answers": [{"id": "p0-0", "side": item.correct_side}]})
+    a = comp_args(at)
+    fb = a["feedback"]
+    assert fb["id"] == "p0-0" and fb["correct"] and cfg.practice[0].degradation in fb["text"]
+    assert a["pairs"][0]["id"] == "p0-0"  # the feedback is drawn on the answered pair
     item = rt.practice_item("WTRAIN")
     wrong = "left" if item.correct_side == "right" else "right"
-    at.button(key=f"la_practice_{wrong}_0").click().run()
-    assert not at.exception and "Not quite" in texts(at)
-    item = rt.practice_item("WTRAIN")
-    at.button(key=f"la_practice_{item.correct_side}_1").click().run()
-    assert "Correct" in texts(at) and rt.stage("WTRAIN") == "trials"
-    assert at.button(key="la_vote_left_0") is not None
-    assert rt.participant("WTRAIN")["training_correct"] == 1
+    at = send(at, "la_c_practice", {"action": "answers", "answers": [{"id": "p0-1", "side": wrong}]})
+    fb = comp_args(at)["feedback"]
+    # 1 of 2 right < 2 needed: the training starts again (one retry)
+    assert fb["id"] == "p0-1" and not fb["correct"] and fb["outcome"] == "retry" and "once more" in fb["text"]
+    assert cfg.practice[1].degradation in fb["text"]
+    at = send(at, "la_c_practice", {"action": "feedback_done"})
+    assert rt.stage("WTRAIN") == "training" and rt.participant("WTRAIN")["training_attempt"] == 1
+    for i in range(2):
+        item = rt.practice_item("WTRAIN")
+        at = send(at, "la_c_practice", {"action": "answers", "answers": [{"id": f"p1-{i}", "side": item.correct_side}]})
+    assert comp_args(at)["feedback"]["outcome"] == "trials" and rt.stage("WTRAIN") == "trials"
+    at = send(at, "la_c_practice", {"action": "feedback_done"})
+    assert comp_args(at)["kind"] == "trial"
 
 
-def test_trials_vote_toggle_resume_and_completion(study):
+def test_training_gate_ends_politely(study):
+    cfg, rt = study
+    _to_stage(rt, "WGATE", "training")
+    at = app(workerId="WGATE")
+    for attempt in range(2):
+        for i in range(2):
+            item = rt.practice_item("WGATE")
+            wrong = "left" if item.correct_side == "right" else "right"
+            at = send(at, "la_c_practice", {"action": "answers", "answers": [{"id": f"p{attempt}-{i}", "side": wrong}]})
+        at = send(at, "la_c_practice", {"action": "feedback_done"})
+    assert rt.stage("WGATE") == "refused" and rt.participant("WGATE")["refusal"].startswith("training")
+    a = comp_args(at)
+    assert a["mode"] == "refused" and "practice" in a["message"] and not a["retry"]
+    with pytest.raises(Exception, match="not finished"):
+        rt.completion_code("WGATE")
+
+
+def test_trials_answers_prefetch_resume_and_completion(study):
     cfg, rt = study
     _to_stage(rt, "WTRIAL", "trials")
     _to_stage(rt, "WOTHER", "trials")
     at = app(workerId="WTRIAL")
-    assert not at.exception and len(at.get("image")) == 2
-    # stimuli go out losslessly (PNG, never Streamlit's JPEG re-encoding); nobody else's data shown
-    assert all(im.proto.imgs[0].url.endswith(".png") for im in at.get("image"))
-    assert "WOTHER" not in texts(at)
-    first = rt.current_pair("WTRIAL")
-    # reload: a fresh session shows the same open pair
+    assert not at.exception
+    a = comp_args(at)
+    assert a["kind"] == "trial" and len(a["pairs"]) == 2  # the current pair and the next one
+    assert all(p["left"].startswith("data:image/png;base64,") for p in a["pairs"])
+    assert "WOTHER" not in texts(at) and "WOTHER" not in str(a)
+    first, second = a["pairs"][0]["id"], a["pairs"][1]["id"]
+    # reload: a fresh session shows the same open pairs (and counts the reload)
     at2 = app(workerId="WTRIAL")
-    assert at2.button(key=f"la_vote_left_{first.seq}") is not None
-    assert rt.current_pair("WTRIAL") == first
-    # toggle view shows one image and a switch button
-    at.toggle(key="la_toggle_on").set_value(True).run()
-    assert len(at.get("image")) == 1
-    at.button(key=f"la_toggle_btn_{first.seq}").click().run()
-    assert "Showing B" in str(at.get("image")[0].proto)
-    at.toggle(key="la_toggle_on").set_value(False).run()
-    at.button(key=f"la_vote_left_{first.seq}").click().run()
+    assert [p["id"] for p in comp_args(at2)["pairs"]] == [first, second]
+    assert rt.participant("WTRIAL")["reloads"] == 1
+    log = dict(window_w=1900, window_h=960, screen_w=1920, screen_h=1080, dpr=1, reloads=1, toggles=3)
+    at = send(at, "la_c_trials", {"action": "answers", "held": [first, second],
+                                  "answers": [{"id": first, "side": "left", "rt_ms": 1234, **log}]})
+    a = comp_args(at)
+    assert a["acked"] == [first] and [p["id"] for p in a["pairs"]][0] == second
+    assert "left" not in a["pairs"][0]  # held by the browser: not sent again
     votes = rt.store.participant_votes(cfg.study_id, "WTRIAL")
-    assert len(votes) == 1 and votes[0]["winner"] == first.left
+    assert len(votes) == 1 and votes[0]["response_time_ms"] == 1234 and votes[0]["client"]["toggles"] == 3
+    assert votes[0]["server_time_ms"] > 0
     # the stale tab answers the same pair again: no second vote
-    at2.button(key=f"la_vote_right_{first.seq}").click().run()
+    at2 = send(at2, "la_c_trials", {"action": "answers", "answers": [{"id": first, "side": "right", "rt_ms": 900}]})
     assert len(rt.store.participant_votes(cfg.study_id, "WTRIAL")) == 1
+    # hostile values are ignored, never a traceback
+    at = send(at, "la_c_trials", {"action": "answers", "answers": [{"id": "x", "side": "up"}, 5, None]})
+    assert not at.exception
     for _ in range(10):
-        t = rt.current_pair("WTRIAL")
-        if t is None:
+        if rt.stage("WTRIAL") != "trials":
             break
-        at.run()
-        at.button(key=f"la_vote_right_{t.seq}").click().run()
+        ids = [p["id"] for p in comp_args(at)["pairs"]]
+        at = send(at, "la_c_trials", {"action": "answers", "answers": [
+            {"id": i, "side": "right", "rt_ms": 1500, **log} for i in ids]})
         assert not at.exception
     assert rt.stage("WTRIAL") == "done"
     at.run()
     assert at.title[0].value == "Thank you!"
-    code = at.code[0].value
+    code = comp_args(at)["code"]
     assert verify_completion_code(cfg.secret, cfg.study_id, "WTRIAL", code)
     assert len(rt.store.participant_votes(cfg.study_id, "WTRIAL")) == 4
+
+
+def test_display_change_during_trials_pauses(study):
+    cfg, rt = study
+    _to_stage(rt, "WPAUSE", "trials")
+    at = app(workerId="WPAUSE")
+    small = dict(screen_w=1920, screen_h=1080, dpr=1, inner_w=600, inner_h=300)
+    at = send(at, "la_c_trials", {"action": "display", "display": small, "answers": []})
+    assert "window" in comp_args(at)["paused"]
+    at = send(at, "la_c_trials", {"action": "display", "display": {**small, "inner_w": 1900, "inner_h": 960}})
+    assert comp_args(at)["paused"] is None
+    # moved to a smaller screen (or zoomed so that the physical resolution drops): paused as well
+    at = send(at, "la_c_trials", {"action": "display", "display": dict(screen_w=1366, screen_h=768, dpr=1,
+                                                                        inner_w=1366, inner_h=700)})
+    assert "resolution" in comp_args(at)["paused"]
 
 
 def test_admin_requires_secret(study):
@@ -167,6 +261,11 @@ def test_admin_requires_secret(study):
     at.button(key="la_admin_login").click().run()
     assert not at.exception and len(at.dataframe) == 2
     parts = at.dataframe[1].value
-    assert list(parts["participant"]) == ["WADMIN"]
+    assert list(parts["participant"]) == ["WADMIN"] and {"flagged", "flags"} <= set(parts.columns)
     prog = at.dataframe[0].value
     assert set(prog["condition"]) == {c for g in cfg.groups for c in g.conditions}
+    # an error id shown to a participant resolves here
+    rt.store.log_event(cfg.study_id, "WADMIN", "error", {"error_id": "abcd1234", "type": "KeyError",
+                                                          "traceback": "Traceback: boom"})
+    at.text_input(key="la_admin_error_id").input("abcd1234").run()
+    assert "Traceback: boom" in texts(at)

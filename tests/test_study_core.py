@@ -298,12 +298,16 @@ def test_simulate_and_export_canonical_csv(make_study, tmp_path):
     assert len(parts) == 6 and set(parts["stage"]) == {"done"}
     if admin.HAVE_ANALYSIS_OUTLIERS:
         assert {"zeta", "likelihood_score"} <= set(parts.columns)
+    flagged = set(parts.loc[parts["flagged"], "participant"])
+    assert flagged <= set(res.random_responders)  # only random responders break a QC rule here
     rt.store.dispose()
-    out = export_votes(cfg.dir, db, tmp_path / "votes.csv")
+    out = export_votes(cfg.dir, db, tmp_path / "votes.csv", include_flagged=True)
     with open(out) as f:
         rows = list(csv.DictReader(f))
         assert tuple(csv.reader(open(out)).__next__()) == COLUMNS
     assert len(rows) == 36  # traps left out
+    default = list(csv.DictReader(open(export_votes(cfg.dir, db, tmp_path / "clean.csv"))))
+    assert len(default) == 36 - 6 * len(flagged) and not {r["participant"] for r in default} & flagged
     groups = {g.group for g in cfg.groups}
     for r in rows:
         assert r["winner"] in (r["condition_a"], r["condition_b"])
@@ -336,24 +340,39 @@ def test_simulated_thurstone_observers_agree_with_truth(make_study, tmp_path):
 def test_cli_build_simulate_export_verify(stimuli_dir, tmp_path, capsys):
     study = tmp_path / "st"
     assert study_main(["build", str(stimuli_dir), "--out", str(study), "--crop", "300x200", "--sessions", "1",
-                       "--trials", "4", "--traps", "1", "--study-id", "cli-study"]) == 0
-    assert "study cli-study" in capsys.readouterr().out
+                       "--trials", "4", "--traps", "1", "--study-id", "cli-study", "--practice", "0"]) == 0
+    out = capsys.readouterr()
+    assert "study cli-study" in out.out and "secrets.yaml" in out.out and "/admin" in out.out
+    assert "warning: the consent page states 10-15 minutes" in out.err  # 5 pairs are ~3 minutes
     assert yaml.safe_load((study / "study.yaml").read_text())["crop"] == [300, 200]
+    assert "secret" not in yaml.safe_load((study / "study.yaml").read_text())
     assert study_main(["simulate", str(study), "--participants", "3", "--concurrency", "2", "--seed", "1",
-                       "--json"]) == 0
+                       "--random-fraction", "0", "--json"]) == 0
     summ = capsys.readouterr().out
     assert '"votes_new": 15' in summ
-    assert study_main(["export", str(study), "--out", str(tmp_path / "v.csv")]) == 0
+    assert study_main(["export", str(study), "--out", str(tmp_path / "v.csv"), "--include-flagged"]) == 0
     assert "12 votes" in capsys.readouterr().out
     cfg = load_config(study)
-    code = completion_code(cfg.secret, "cli-study", "SIM-1-0000")
-    assert study_main(["verify-code", str(study), "--worker", "SIM-1-0000", "--code", code, "--check-finished"]) == 0
+    rt = StudyRuntime.open(study)
+    flagged = {p for p in ("SIM-1-0000", "SIM-1-0001", "SIM-1-0002") if rt.flags(p)}
+    rt.store.dispose()
+    assert study_main(["export", str(study), "--out", str(tmp_path / "v.csv")]) == 0
+    assert f"{12 - 4 * len(flagged)} votes" in capsys.readouterr().out
+    for w in ("SIM-1-0000", "SIM-1-0001", "SIM-1-0002"):
+        code = completion_code(cfg.secret, "cli-study", w)
+        rc = study_main(["verify-code", str(study), "--worker", w, "--code", code, "--check-finished"])
+        assert rc == (4 if w in flagged else 0)
     assert study_main(["verify-code", str(study), "--worker", "SIM-1-0000", "--code", "AAAA-BBBB-CCCC-DDDD"]) == 1
     assert study_main(["verify-code", str(study), "--worker", "NOT-THERE", "--code",
                        completion_code(cfg.secret, "cli-study", "NOT-THERE"), "--check-finished"]) == 1
     assert study_main(["serve", str(study), "--print-command"]) == 0
     cmd = capsys.readouterr().out
     assert "streamlit run" in cmd and "app.py" in cmd and "LOSSARENA_STUDY_DB=" in cmd
+    assert "--client.showErrorDetails none" in cmd and "--server.enableXsrfProtection true" in cmd
+    # bad input: exit 2 with one line, no traceback
+    assert study_main(["build", str(stimuli_dir), "--out", str(tmp_path / "x"), "--crop", "300x200",
+                       "--completion-url", "javascript:alert(1)"]) == 2
+    assert "--completion-url" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
 def test_no_raw_html_anywhere_in_the_app():
@@ -367,3 +386,157 @@ def test_no_raw_html_anywhere_in_the_app():
         src = f.read_text()
         for bad in ("unsafe_allow_html", "st.html(", "components.html(", "st.markdown(f"):
             assert bad not in src, f"{f.name} uses {bad}"
+
+
+# ---------------------------------------------------------------- quality control, experimenter, hardening
+def _votes(sides, rt_ms=1500, traps_failed=0, traps=0):
+    out = []
+    for i, s in enumerate(sides):
+        out.append({"participant": "P", "kind": "trial", "condition_a": "x", "condition_b": "y",
+                    "winner": {"left": "x", "right": "y", "tie": "tie"}[s], "response_time_ms": rt_ms, "seq": i})
+    for i in range(traps):
+        bad = i < traps_failed
+        out.append({"participant": "P", "kind": "trap", "condition_a": "reference", "condition_b": "trap",
+                    "winner": "trap" if bad else "reference", "response_time_ms": rt_ms, "seq": 100 + i})
+    return out
+
+
+def test_qc_rules_each_flag_with_a_reason():
+    from lossarena.study_app.core.config import QualityControl
+    from lossarena.study_app.core.qc import flag_reasons
+
+    qc = QualityControl()
+    mixed = ["left", "right"] * 12
+    assert flag_reasons(_votes(mixed, traps=2), qc) == []
+    assert "trap pairs failed: 1 of 2" in flag_reasons(_votes(mixed, traps=2, traps_failed=1), qc)[0]
+    assert "faster than 500 ms" in flag_reasons(_votes(mixed, rt_ms=40), qc)[0]
+    biased = ["left"] * 18 + ["right"] * 2
+    assert "side bias: left chosen in 90% of 20" in flag_reasons(_votes(biased), qc)[0]
+    assert flag_reasons(_votes(["left"] * 19), qc) == []  # fewer than 20 answers: no side-bias verdict
+    assert flag_reasons(_votes(["left"] * 10 + ["tie"] * 20 + ["right"] * 10), qc) == []  # ties do not count
+    loose = QualityControl(max_trap_failures=1, min_view_ms=0)
+    assert flag_reasons(_votes(mixed, rt_ms=40, traps=2, traps_failed=1), loose) == []
+
+
+def test_secrets_and_database_owner_only_and_env_overrides(make_study, tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from lossarena.study_app.core.config import ENV_STUDY_SECRET
+
+    cfg = make_study()
+    assert stat.S_IMODE(os.stat(cfg.dir / "secrets.yaml").st_mode) == 0o600
+    assert "secret" not in (cfg.dir / "study.yaml").read_text()
+    db = tmp_path / "v.sqlite"
+    rt = StudyRuntime.open(cfg.dir, f"sqlite:///{db}")
+    _to_trials(rt, "W-perm")
+    rt.store.dispose()
+    for f in tmp_path.glob("v.sqlite*"):
+        assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
+    # serve and verify-code read the same overrides: the value, or a file holding it
+    monkeypatch.setenv(ENV_STUDY_SECRET, "from-env")
+    assert load_config(cfg.dir).study_secret == "from-env"
+    monkeypatch.delenv(ENV_STUDY_SECRET)
+    (tmp_path / "s.txt").write_text("from-file\n")
+    monkeypatch.setenv(ENV_STUDY_SECRET + "_FILE", str(tmp_path / "s.txt"))
+    c2 = load_config(cfg.dir)
+    assert c2.study_secret == "from-file"
+    code = completion_code("from-file", cfg.study_id, "W-x")
+    assert study_main(["verify-code", str(cfg.dir), "--worker", "W-x", "--code", code,
+                       "--db", f"sqlite:///{tmp_path / 'empty.sqlite'}"]) == 0
+    from lossarena.study_app.serve import serve_env
+
+    assert serve_env(cfg.dir)[ENV_STUDY_SECRET + "_FILE"] == str(tmp_path / "s.txt")  # the child sees it too
+
+
+def test_build_is_atomic_and_keeps_votes(stimuli_dir, tmp_path):
+    from lossarena.study_app.core.build import build_study
+
+    bad = tmp_path / "bad_stimuli"
+    bad.mkdir()
+    rows = (stimuli_dir / "manifest.csv").read_text().splitlines()
+    (bad / "manifest.csv").write_text("\n".join(rows[:3] + [rows[3].replace(rows[3].split(",")[-1], "../../x.png")]))
+    for r in rows[1:3]:
+        p = r.split(",")[-1]
+        (bad / p).parent.mkdir(parents=True, exist_ok=True)
+        (bad / p).write_bytes((stimuli_dir / p).read_bytes())
+    with pytest.raises(InputError):
+        build_study(bad, tmp_path / "never", crop=(64, 64), progress=False)
+    assert not (tmp_path / "never").exists() and not list(tmp_path.glob(".never*"))
+    # an error half-way (a corrupt image) leaves nothing either
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for r in rows[1:]:
+        p = r.split(",")[-1]
+        (broken / p).parent.mkdir(parents=True, exist_ok=True)
+        (broken / p).write_bytes((stimuli_dir / p).read_bytes())
+    (broken / "manifest.csv").write_text("\n".join(rows))
+    last = rows[-1].split(",")[-1]
+    (broken / last).write_bytes(b"not a png")
+    with pytest.raises(InputError, match="cannot read image"):
+        build_study(broken, tmp_path / "half", crop=(64, 64), progress=False)
+    assert not (tmp_path / "half").exists() and not list(tmp_path.glob(".half*"))
+    # a forced rebuild replaces the folder but never deletes collected votes
+    cfg = build_study(stimuli_dir, tmp_path / "st", crop=(64, 64), n_practice=1, progress=False)
+    rt = StudyRuntime.open(cfg.dir)
+    rt.join("W-keep")
+    rt.store.dispose()
+    build_study(stimuli_dir, tmp_path / "st", crop=(64, 64), n_practice=1, progress=False, force=True)
+    rt = StudyRuntime.open(tmp_path / "st")
+    assert rt.store.get_participant(rt.study_id, "W-keep") is not None
+    rt.store.dispose()
+
+
+def test_serve_pins_security_options_over_a_hostile_config_file(make_study, tmp_path, monkeypatch):
+    """The exact argv of `study serve`, resolved by Streamlit's own config code in a working directory
+    whose .streamlit/config.toml tries to switch every protection off."""
+    from lossarena.study_app.serve import PINNED_OPTIONS, serve_command
+    from streamlit import config
+
+    cfg = make_study()
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "config.toml").write_text(
+        '[client]\nshowErrorDetails = "full"\n[server]\nenableXsrfProtection = false\nenableCORS = false\n'
+        'enableAgentApi = true\nfileWatcherType = "auto"\nenableStaticServing = true\nrunOnSave = true\n'
+        '[browser]\ngatherUsageStats = true\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STREAMLIT_SERVER_ENABLE_XSRF_PROTECTION", "false")
+    argv = serve_command(cfg.dir, 8599)
+    flags = {}
+    for i, a in enumerate(argv[: argv.index("--")]):
+        if a.startswith("--") and "." in a:
+            flags[a[2:]] = argv[i + 1]
+    assert {"server.enableAgentApi", "client.showErrorDetails", "server.enableXsrfProtection"} <= set(flags)
+    from streamlit.web import cli as st_cli
+
+    def resolved(args):  # Streamlit's own CLI parser types the flags; its config code applies precedence
+        ctx = st_cli.main_run.make_context("run", args)
+        opts = {k.replace("_", ".", 1): v for k, v in ctx.params.items() if v is not None and k not in ("target", "args")}
+        try:
+            config.get_config_options(force_reparse=True, options_from_flags=opts)
+            return {k: config.get_option(k) for k in PINNED_OPTIONS if k in config._config_options_template}
+        finally:
+            config.get_config_options(force_reparse=True)
+
+    # the hostile file is read (without the pinned flags it wins) ...
+    bare = resolved([argv[argv.index("run") + 1]])
+    assert bare["client.showErrorDetails"] == "full" and bare["server.enableAgentApi"] is True
+    # ... and the pinned command line overrides every one of its settings
+    got = resolved(argv[argv.index("run") + 1:])
+    assert got["client.showErrorDetails"] == "none"
+    assert got["server.enableXsrfProtection"] is True and got["server.enableCORS"] is True
+    assert got["server.enableAgentApi"] is False and got["server.fileWatcherType"] == "none"
+    assert got["server.enableStaticServing"] is False and got["browser.gatherUsageStats"] is False
+
+
+def test_db_password_never_in_argv(tmp_path, monkeypatch):
+    from lossarena.study_app.serve import db_url_with_password
+
+    with pytest.raises(InputError, match="password"):
+        db_url_with_password("postgresql://u:secret@127.0.0.1:5432/db")
+    monkeypatch.setenv("LOSSARENA_DB_PASSWORD", "p@ss word")
+    url = db_url_with_password("postgresql://u@127.0.0.1:5432/db")
+    assert url == "postgresql+psycopg://u:p%40ss%20word@127.0.0.1:5432/db"
+    (tmp_path / "pw").write_text("from-file\n")
+    assert ":from-file@" in db_url_with_password("postgresql://u@h/db", str(tmp_path / "pw"))
+    assert db_url_with_password("sqlite:////x.sqlite") == "sqlite:////x.sqlite"

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.postgres
 
 
 def test_postgres_flow_and_unique_votes(make_study, pg_url, tmp_path):  # noqa: F811
-    cfg = make_study(sessions=1, trials_per_participant=5, traps_per_participant=1)
+    cfg = make_study(sessions=1, trials_per_participant=5, traps_per_participant=1, n_practice=0)
     store = open_store(pg_url)
     assert isinstance(store, PostgresStore) and store.url.startswith("postgresql+psycopg://")
     rt = StudyRuntime(cfg, store)
@@ -32,6 +32,7 @@ def test_postgres_flow_and_unique_votes(make_study, pg_url, tmp_path):  # noqa: 
     rt.submit_display("PG1", GOOD_DISPLAY)
     while (item := rt.practice_item("PG1")) is not None:
         rt.answer_practice("PG1", item.index, item.correct_side)
+    rt.finish_training_if_empty("PG1")
     statuses = []
 
     def tab():
@@ -57,13 +58,13 @@ def test_postgres_flow_and_unique_votes(make_study, pg_url, tmp_path):  # noqa: 
         c.execute(votes_t.insert().values(**v))
     res = simulate(cfg.dir, pg_url, participants=4, concurrency=4, seed=2, progress=False)
     assert res.errors == [] and res.votes_new == 24
-    out = export_votes(cfg.dir, pg_url, tmp_path / "v.csv")
+    out = export_votes(cfg.dir, pg_url, tmp_path / "v.csv", include_flagged=True)
     assert sum(1 for _ in open(out)) - 1 == 5 + 4 * 5
     store.dispose()
 
 
 def test_two_replicas_share_one_database(make_study, pg_url, tmp_path):  # noqa: F811
-    cfg = make_study(sessions=1, trials_per_participant=4, traps_per_participant=1)
+    cfg = make_study(sessions=1, trials_per_participant=4, traps_per_participant=1, n_practice=0)
     open_store(pg_url).dispose()  # schema first, as `serve` does
     logs = [tmp_path / "ack1.csv", tmp_path / "ack2.csv"]
     # the same seed: both replicas serve the same 8 participants at the same time

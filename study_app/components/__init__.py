@@ -1,11 +1,16 @@
-"""Two small bidirectional Streamlit components (plain HTML + JS, no build step).
+"""The study's one bidirectional Streamlit component (plain HTML + JS, no build step).
 
-``display_probe``: measures ``screen.width/height`` (CSS px) and ``devicePixelRatio`` in the browser
-and runs the credit-card calibration; returns a dict for :class:`core.display.DisplayMeasurement`
-once the participant confirms. Streamlit itself gives an app no screen size (its issue #10987).
+``study`` draws every participant-facing step that needs the browser: consent, the display check
+(screen, window and devicePixelRatio measured in the browser, card calibration, touch detection),
+the practice and trial pairs, the completion code and refusals. Pairs are drawn pixel-exact: the
+study's own image bytes (PNG, sent unchanged as data URLs) at CSS size = natural size × k /
+devicePixelRatio, aligned to the device-pixel grid, ``image-rendering: pixelated`` when k > 1. The
+trial loop runs in the browser: the component holds the current and the next pair (decoded), paints
+the next one as soon as an answer is given, and sends the answers (with client timing and the
+display measured at that moment) to the server, which commits them and sends the pair after next.
+Streamlit itself gives an app no screen size (its issue #10987).
 
-``keys``: keyboard shortcuts; returns ``{"action": ..., "n": counter}`` on every mapped key press
-(listening on the app page, not only inside the component's iframe).
+The ``data-testid`` names the component sets are the automation contract (docs/study.md).
 """
 
 from __future__ import annotations
@@ -15,16 +20,10 @@ from pathlib import Path
 import streamlit.components.v1 as components
 
 _HERE = Path(__file__).parent
-_display_probe = components.declare_component("lossarena_display_probe", path=str(_HERE / "display_probe"))
-_keys = components.declare_component("lossarena_keys", path=str(_HERE / "keys"))
-
-DEFAULT_KEYMAP = {"ArrowLeft": "left", "ArrowRight": "right", "1": "left", "2": "right",
-                  "a": "left", "l": "right", "t": "toggle", "T": "toggle"}
+_study = components.declare_component("lossarena_study", path=str(_HERE / "study"))
 
 
-def display_probe(key: str, card_px_start: int = 320):
-    return _display_probe(card_px_start=card_px_start, key=key, default=None)
-
-
-def keys(key: str, keymap: dict[str, str] | None = None):
-    return _keys(keymap=keymap or DEFAULT_KEYMAP, key=key, default=None)
+def study(mode: str, key: str, **args):
+    """Render the component in ``mode`` (consent | display | pairs | done | refused) with ``args``;
+    returns its last value (a dict sent by the browser, or None)."""
+    return _study(mode=mode, key=key, default=None, **args)

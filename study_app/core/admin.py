@@ -1,10 +1,11 @@
 """What the admin page shows: progress per content × group × condition, the participants, live
 outlier flags. Computed from the store; pages only render the tables.
 
-Outlier flags: the analysis package's :func:`lossarena.analysis.outliers.score_outliers`
+Flags: the study's quality-control rules (:mod:`.qc`: trap failures, minimum viewing time, side
+bias; column ``flags`` lists the reasons, ``flagged`` is what the export and ``verify-code`` act on),
+and, for information, the analysis package's :func:`lossarena.analysis.outliers.score_outliers`
 (circular triads / zeta and the Thurstone likelihood score; run without leave-one-out for speed)
-when it can be imported, plus this app's own screening: a participant who failed more than
-``max_trap_failures`` trap pairs (chose the heavily degraded image) is flagged.
+when it can be imported (column ``is_outlier`` = flagged or a statistical outlier).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from collections import defaultdict
 import pandas as pd
 
 from .export import vote_rows
+from .qc import flags_by_participant
 from .session import TRAP_A, StudyRuntime
 
 try:
     from lossarena.analysis.outliers import score_outliers as _score_outliers
-except Exception:  # pragma: no cover - analysis absent
+except ImportError:  # pragma: no cover - analysis absent
     _score_outliers = None
 
 HAVE_ANALYSIS_OUTLIERS = _score_outliers is not None
@@ -45,9 +47,11 @@ def progress_table(rt: StudyRuntime) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def participants_table(rt: StudyRuntime, max_trap_failures: int = 0) -> pd.DataFrame:
+def participants_table(rt: StudyRuntime) -> pd.DataFrame:
+    max_trap_failures = rt.cfg.qc.max_trap_failures
     parts = rt.store.list_participants(rt.study_id)
     all_votes = rt.store.all_votes(rt.study_id, kind=None)
+    qc_flags = flags_by_participant(all_votes, rt.cfg.qc)
     n_trials: dict[str, int] = defaultdict(int)
     trap_fail: dict[str, int] = defaultdict(int)
     trap_n: dict[str, int] = defaultdict(int)
@@ -67,15 +71,19 @@ def participants_table(rt: StudyRuntime, max_trap_failures: int = 0) -> pd.DataF
             "display": f"{disp.get('physical_w', '?')}x{disp.get('physical_h', '?')}, {disp.get('diagonal_in', '?')} in"
             if disp else "",
             "trap_flag": trap_fail[pid] > max_trap_failures,
+            "flagged": bool(qc_flags.get(pid)),
+            "flags": "; ".join(qc_flags.get(pid, [])) or ("ended: " + p["refusal"] if p.get("refusal") else ""),
+            "reloads": int(p.get("reloads") or 0), "display_attempts": int(p.get("display_attempts") or 0),
         })
     df = pd.DataFrame(rows, columns=["participant", "session", "stage", "trials", "traps_failed",
-                                     "training_correct", "display", "trap_flag"])
+                                     "training_correct", "display", "trap_flag", "flagged", "flags", "reloads",
+                                     "display_attempts"])
     flags = outlier_flags(rt)
     if flags is not None and len(df):
         df = df.merge(flags, on="participant", how="left")
-        df["is_outlier"] = df["is_outlier"].fillna(False).astype(bool) | df["trap_flag"]
+        df["is_outlier"] = df["is_outlier"].fillna(False).astype(bool) | df["flagged"]
     else:
-        df["is_outlier"] = df["trap_flag"]
+        df["is_outlier"] = df["flagged"]
     return df
 
 

@@ -17,8 +17,11 @@ magnitude on a grid of candidate windows). Two crops plus a gap must fit side by
 from __future__ import annotations
 
 import csv
+import logging
+import os
 import re
 import secrets
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -28,8 +31,14 @@ from tqdm import tqdm
 
 from lossarena.errors import InputError
 
-from .config import CONFIG_NAME, Group, PracticePair, Requirements, StudyConfig
+from .config import CONFIG_NAME, Group, PracticePair, QualityControl, Requirements, StudyConfig, load_config
 from .manifest import REFERENCE, read_manifest
+
+log = logging.getLogger(__name__)
+
+# what each practice degradation is called in the training feedback
+DEGRADATIONS = {"trap": "strong blur and blocky JPEG compression artefacts", "blur": "strong blur",
+                "noise": "strong grainy noise"}
 
 # horizontal: page margins + gap between the images; vertical: browser chrome, title, buttons
 LAYOUT_MARGIN_X = 160
@@ -105,9 +114,27 @@ def build_study(
     force: bool = False,
     allow_anonymous: bool = False,
     progress: bool = True,
+    allow_tie: bool = False,
+    completion_url: str = "",
+    completion_code: str = "",
+    scale: int = 1,
+    stated_minutes: tuple[int, int] = (10, 15),
+    allow_touch: bool = False,
 ) -> StudyConfig:
-    """Build a study folder from ``stimuli_dir/manifest.csv``; returns the saved config."""
+    """Build a study folder from ``stimuli_dir/manifest.csv``; returns the saved config.
+
+    Atomic: everything is written to a hidden sibling folder first and renamed into place at the
+    end, so an error leaves no half-written study (and, with ``force``, the old study untouched)."""
     from .samplers import SAMPLERS
+
+    if int(scale) != scale or not 1 <= int(scale) <= 8:
+        raise InputError(f"--scale {scale}: expected an integer 1-8")
+    for name, v in (("--trials", trials_per_participant), ("--traps", traps_per_participant),
+                    ("--practice", n_practice), ("--sessions", sessions)):
+        if int(v) < 0 or (name == "--sessions" and int(v) < 1):
+            raise InputError(f"{name} {v}: expected a {'positive' if name == '--sessions' else 'non-negative'} integer")
+    if completion_url and not completion_url.startswith(("https://", "http://")):
+        raise InputError(f"--completion-url {completion_url[:60]!r}: expected an http(s) URL")
 
     SAMPLERS.canonical(sampler)  # unknown names fail early with a did-you-mean
     crop = (int(crop[0]), int(crop[1]))
@@ -118,16 +145,43 @@ def build_study(
             f"--crop {crop[0]}x{crop[1]}: two crops do not fit side by side at 1920x1080 "
             f"(need 2*W+{LAYOUT_GAP_X + LAYOUT_MARGIN_X} <= 1920 and H+{LAYOUT_CHROME_Y} <= 1080)"
         )
-    out = Path(out_dir)
-    if (out / CONFIG_NAME).exists() and not force:
-        raise InputError(f"{out / CONFIG_NAME}: a study already exists here (use --force to rebuild; "
+    final = Path(out_dir)
+    if (final / CONFIG_NAME).exists() and not force:
+        raise InputError(f"{final / CONFIG_NAME}: a study already exists here (use --force to rebuild; "
                          "this issues new secrets and invalidates earlier completion codes)")
+    if final.exists() and (not final.is_dir() or (any(final.iterdir()) and not (final / CONFIG_NAME).exists())):
+        raise InputError(f"{final}: exists and is not an empty folder or a study folder")
     rows = read_manifest(stimuli_dir)
     by_content: dict[str, list] = defaultdict(list)
     for r in rows:
         by_content[r.content].append(r)
 
-    out.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    out = final.parent / f".{final.name}.building-{secrets.token_hex(4)}"
+    out.mkdir(mode=0o700)
+    try:
+        _build_into(out, final, by_content, crop, sessions, sampler, trials_per_participant, traps_per_participant,
+                    n_practice, include_reference, study_id, seed, allow_anonymous, progress, allow_tie,
+                    completion_url, completion_code, int(scale), stated_minutes, allow_touch)
+        old = None
+        if final.exists():
+            for f in final.glob("votes.sqlite*"):  # a rebuild never deletes collected votes
+                os.replace(f, out / f.name)
+            old = final.parent / f".{final.name}.old-{secrets.token_hex(4)}"
+            os.replace(final, old)
+        os.replace(out, final)
+        os.chmod(final, 0o755)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return load_config(final)
+
+
+def _build_into(out, final, by_content, crop, sessions, sampler, trials_per_participant, traps_per_participant,
+                n_practice, include_reference, study_id, seed, allow_anonymous, progress, allow_tie,
+                completion_url, completion_code, scale, stated_minutes, allow_touch) -> StudyConfig:
     groups: list[Group] = []
     references: dict[str, str] = {}
     traps: dict[str, str] = {}
@@ -190,7 +244,8 @@ def build_study(
             b, wr = f"practice/p{i:02d}_better.png", f"practice/p{i:02d}_worse.png"
             ref_crop.save(out / b, compress_level=1)
             heavy_degradation(ref_crop, kinds[i % len(kinds)]).save(out / wr, compress_level=1)
-            practice.append(PracticePair(better=b, worse=wr, content=content))
+            practice.append(PracticePair(better=b, worse=wr, content=content,
+                                         degradation=DEGRADATIONS[kinds[i % len(kinds)]]))
     # practice pairs from the first contents again when there are fewer contents than pairs
     while len(practice) < n_practice and practice:
         i = len(practice)
@@ -199,7 +254,8 @@ def build_study(
         img = Image.open(out / src.better).convert("RGB")
         img.save(out / b, compress_level=1)
         heavy_degradation(img, kinds[i % len(kinds)]).save(out / wr, compress_level=1)
-        practice.append(PracticePair(better=b, worse=wr, content=src.content))
+        practice.append(PracticePair(better=b, worse=wr, content=src.content,
+                                     degradation=DEGRADATIONS[kinds[i % len(kinds)]]))
 
     order = sorted(range(len(groups)), key=lambda i: (float(groups[i].group), groups[i].content))
     n_sessions = max(1, min(int(sessions), len(groups)))
@@ -208,7 +264,7 @@ def build_study(
         wcsv = csv.writer(f)
         wcsv.writerow(["content", "x", "y", "width", "height"])
         wcsv.writerows(windows)
-    sid = _slug(study_id or out.resolve().name)[:64]
+    sid = _slug(study_id or final.resolve().name)[:64]
     cfg = StudyConfig(
         study_id=sid,
         secret=secrets.token_urlsafe(32),
@@ -224,8 +280,39 @@ def build_study(
         traps_per_participant=int(traps_per_participant),
         seed=int(seed),
         allow_anonymous=bool(allow_anonymous),
-        requirements=Requirements(),
+        allow_tie=bool(allow_tie),
+        completion_url=completion_url,
+        completion_code=completion_code,
+        scale=scale,
+        stated_minutes=(int(stated_minutes[0]), int(stated_minutes[1])),
+        requirements=Requirements(allow_touch=bool(allow_touch)),
+        qc=QualityControl(),
         dir=out.resolve(),
     )
     cfg.save(out)
     return cfg
+
+
+def duration_warning(cfg: StudyConfig) -> str | None:
+    """A warning when the planned pairs per participant do not fit the duration the consent page
+    states (``stated_minutes``); None when they do. Uses :meth:`StudyConfig.estimated_minutes`."""
+    from .session import StudyRuntime
+
+    planned = max(StudyRuntime.planned_pairs(_PlanOnly(cfg), s) for s in range(len(cfg.sessions)))
+    est = cfg.estimated_minutes(planned)
+    lo, hi = cfg.stated_minutes
+    if lo <= est <= hi:
+        return None
+    want = max(0, int(((lo + hi) / 2 - cfg.estimated_minutes(0)) / 0.1))  # 6 s per pair
+    return (f"the consent page states {lo}-{hi} minutes, but {planned} pairs per participant take about "
+            f"{est:.0f} minutes (about {want} pairs would fit; change --trials/--sessions, or --stated-minutes)")
+
+
+class _PlanOnly:
+    """Enough of a runtime for :meth:`StudyRuntime.planned_pairs` without opening a store."""
+
+    def __init__(self, cfg: StudyConfig):
+        from .samplers import get_sampler
+
+        self.cfg = cfg
+        self.sampler = get_sampler(cfg.sampler)

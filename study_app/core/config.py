@@ -1,8 +1,12 @@
 """The study folder's configuration: ``STUDY/study.yaml`` (written by ``build``, read by everything).
 
 Secrets: ``secret`` signs completion codes and ``admin_secret`` opens the admin page. Both are
-generated at build time; the environment variables ``LOSSARENA_STUDY_SECRET`` and
-``LOSSARENA_ADMIN_SECRET`` override them (so a deployment can keep them out of the folder).
+generated at build time into ``STUDY/secrets.yaml`` (mode 0600, owner only; ``study.yaml`` holds no
+secret). Overrides, read identically by ``serve``, ``verify-code``, ``export`` and the app: the
+environment variables ``LOSSARENA_STUDY_SECRET`` / ``LOSSARENA_ADMIN_SECRET`` (the value), or
+``LOSSARENA_STUDY_SECRET_FILE`` / ``LOSSARENA_ADMIN_SECRET_FILE`` (a file holding it), so a
+deployment can keep them out of the folder. Folders built before secrets.yaml existed still work
+(secrets read from study.yaml).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ CONFIG_NAME = "study.yaml"
 DEFAULT_DB_NAME = "votes.sqlite"
 ENV_STUDY_SECRET = "LOSSARENA_STUDY_SECRET"
 ENV_ADMIN_SECRET = "LOSSARENA_ADMIN_SECRET"
+SECRETS_NAME = "secrets.yaml"
 
 
 @dataclass
@@ -40,6 +45,23 @@ class PracticePair:
     worse: str
     content: str
     hint: str = "The other image shows clearly visible blur and blocky compression artefacts."
+    degradation: str = "blur and blocky JPEG artefacts"  # named in the training feedback
+
+
+@dataclass
+class QualityControl:
+    """Screening rules that act (see docs/study.md, "Quality control"). A participant who breaks one
+    is flagged with the reason; flagged participants are left out of the default export and their
+    completion code verifies with exit status 4."""
+
+    training_min_correct: int = 2  # practice pairs right per attempt (capped at the number of pairs)
+    training_retries: int = 1  # extra attempts after a failed training; then a polite end
+    max_trap_failures: int = 0  # more trap pairs answered wrong than this -> flagged
+    min_view_ms: int = 500  # client-measured time from both images painted to the answer
+    max_fast_fraction: float = 0.2  # more answers faster than min_view_ms than this share -> flagged
+    side_bias_fraction: float = 0.9  # one side chosen in >= this share ...
+    side_bias_min_answers: int = 20  # ... of at least this many left/right answers -> flagged
+    max_display_attempts: int = 3  # display checks a participant may make (another device after a refusal)
 
 
 @dataclass
@@ -47,6 +69,8 @@ class Requirements:
     min_width: int = 1920  # physical pixels (CSS pixels × devicePixelRatio)
     min_height: int = 1080
     min_diagonal_in: float = 13.0
+    plausible_diagonal_in: tuple[float, float] = (10.0, 40.0)  # outside: the calibration is asked again
+    allow_touch: bool = False  # touch/mobile devices are refused unless True
 
 
 @dataclass
@@ -67,7 +91,12 @@ class StudyConfig:
     allow_tie: bool = False
     toggle: bool = True  # offer the toggle (flicker) view beside side-by-side
     allow_anonymous: bool = False  # True: a participant id is generated when the URL has none
-    completion_url: str = ""  # e.g. https://app.prolific.com/submissions/complete?cc={code}
+    completion_url: str = ""  # e.g. https://app.prolific.com/submissions/complete?cc=C1A2B3C4
+    completion_code: str = ""  # the platform's study-level completion code (Prolific); {code} in the URL
+    scale: int = 1  # k: every image pixel covers k x k device pixels
+    stated_minutes: tuple[int, int] = (10, 15)  # the duration the consent page states
+    mturk_submit_hosts: tuple[str, ...] = ("https://www.mturk.com", "https://workersandbox.mturk.com")
+    qc: QualityControl = field(default_factory=QualityControl)
     seed: int = 0
     title: str = "Image quality study"
     requirements: Requirements = field(default_factory=Requirements)
@@ -76,11 +105,21 @@ class StudyConfig:
     # ---- secrets (environment overrides the file)
     @property
     def study_secret(self) -> str:
-        return os.environ.get(ENV_STUDY_SECRET) or self.secret
+        return _secret_override(ENV_STUDY_SECRET) or self.secret
 
     @property
     def admin_key(self) -> str:
-        return os.environ.get(ENV_ADMIN_SECRET) or self.admin_secret
+        return _secret_override(ENV_ADMIN_SECRET) or self.admin_secret
+
+    def completion_url_for(self, code: str) -> str:
+        """The completion URL with ``{code}`` replaced (the study-level code if configured, else ``code``)."""
+        return self.completion_url.replace("{code}", self.completion_code or code)
+
+    def estimated_minutes(self, planned_pairs: int) -> float:
+        """Expected duration: consent + display check 2 min, 10 s per practice pair, 6 s per pair
+        (median response of crowd pairwise studies 2-4 s plus reading/loading; Testolina et al. 2025
+        report 3-6 s per triplet)."""
+        return 2.0 + len(self.practice) * 10 / 60 + planned_pairs * 6 / 60
 
     def group_index(self) -> dict[tuple[str, str], Group]:
         return {g.key: g for g in self.groups}
@@ -95,13 +134,50 @@ class StudyConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("dir")
-        d["crop"] = list(self.crop)
+        d.pop("secret")
+        d.pop("admin_secret")
+        for k in ("crop", "stated_minutes", "mturk_submit_hosts"):
+            d[k] = list(d[k])
+        d["requirements"]["plausible_diagonal_in"] = list(d["requirements"]["plausible_diagonal_in"])
         return d
 
     def save(self, study_dir: str | Path | None = None) -> Path:
-        p = Path(study_dir or self.dir) / CONFIG_NAME
+        """Write ``study.yaml`` (no secrets) and ``secrets.yaml`` (mode 0600)."""
+        folder = Path(study_dir or self.dir)
+        p = folder / CONFIG_NAME
         p.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+        write_private(folder / SECRETS_NAME, yaml.safe_dump(
+            {"secret": self.secret, "admin_secret": self.admin_secret}, sort_keys=False))
         return p
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file readable and writable only by its owner (0600), atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _secret_override(env: str) -> str | None:
+    """The secret from ``$ENV`` or from the file named by ``$ENV_FILE`` (first line), else None."""
+    v = os.environ.get(env)
+    if v:
+        return v
+    f = os.environ.get(env + "_FILE")
+    if f:
+        try:
+            v = Path(f).read_text().strip().splitlines()[0].strip() if Path(f).read_text().strip() else ""
+        except OSError as e:
+            raise InputError(f"{f}: cannot read the secret named by ${env}_FILE ({e.strerror})") from None
+        if not v:
+            raise InputError(f"{f}: the secret file named by ${env}_FILE is empty")
+        return v
+    return None
 
 
 def load_config(study_dir: str | Path) -> StudyConfig:
@@ -115,14 +191,37 @@ def load_config(study_dir: str | Path) -> StudyConfig:
         raise InputError(f"{p}: not valid YAML ({e})") from None
     if not isinstance(d, dict):
         raise InputError(f"{p}: expected a mapping at the top level")
+    sp = study_dir / SECRETS_NAME
+    if sp.is_file():
+        try:
+            sec = yaml.safe_load(sp.read_text())
+        except (yaml.YAMLError, OSError) as e:
+            raise InputError(f"{sp}: cannot read the secrets file ({e})") from None
+        if not isinstance(sec, dict):
+            raise InputError(f"{sp}: expected a mapping with fields secret, admin_secret")
+        for k in ("secret", "admin_secret"):
+            if not isinstance(sec.get(k), str) or not sec[k]:
+                raise InputError(f"{sp}: field {k!r} is missing or empty")
+            d.setdefault(k, sec[k])
     try:
         d["groups"] = [Group(**g) for g in d["groups"]]
         d["practice"] = [PracticePair(**q) for q in d.get("practice", [])]
-        d["requirements"] = Requirements(**d.get("requirements", {}))
+        req = dict(d.get("requirements") or {})
+        if "plausible_diagonal_in" in req:
+            req["plausible_diagonal_in"] = tuple(float(x) for x in req["plausible_diagonal_in"])
+        d["requirements"] = Requirements(**req)
+        d["qc"] = QualityControl(**(d.get("qc") or {}))
         d["crop"] = tuple(d.get("crop", (800, 640)))
+        for k in ("stated_minutes", "mturk_submit_hosts"):
+            if k in d:
+                d[k] = tuple(d[k])
+        d.setdefault("secret", "")
+        d.setdefault("admin_secret", "")
         cfg = StudyConfig(**d, dir=study_dir.resolve())
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{p}: missing or unexpected field ({e})") from None
+    if not isinstance(cfg.scale, int) or isinstance(cfg.scale, bool) or not 1 <= cfg.scale <= 8:
+        raise InputError(f"{p}: field 'scale': expected an integer 1-8, got {cfg.scale!r}")
     if not cfg.groups:
         raise InputError(f"{p}: field 'groups' is empty")
     if not cfg.sessions or any(not s for s in cfg.sessions):

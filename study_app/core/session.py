@@ -22,6 +22,7 @@ from lossarena.errors import InputError
 
 from .config import StudyConfig, load_config
 from .display import DisplayCheck, DisplayMeasurement, evaluate_display
+from .qc import flag_reasons
 from .samplers import GroupState, get_sampler, pair_key
 from .security import completion_code, safe_stimulus_path, validate_worker_id
 from .store import SqlStore, VoteResult, open_store
@@ -55,6 +56,17 @@ class PracticeItem:
     right_path: str
     correct_side: str  # left | right
     hint: str
+    degradation: str = ""
+
+
+@dataclass
+class PracticeFeedback:
+    """What the participant is told about the practice pair they just answered (shown on that pair)."""
+
+    index: int
+    correct: bool
+    text: str
+    outcome: str = "continue"  # continue | retry (training starts again) | trials | ended (gate failed)
 
 
 class StudyRuntime:
@@ -98,43 +110,121 @@ class StudyRuntime:
         self.store.advance_stage(self.study_id, pid, "consent", "refused", refusal="declined the consent form")
 
     def submit_display(self, pid: str, measurement: dict) -> DisplayCheck:
-        m = DisplayMeasurement.from_dict(measurement)
-        check = evaluate_display(m, self.cfg.requirements)
+        """Evaluate a display measurement. Pass: on to training. ``retry`` (calibration not moved or
+        implausible, window too small): stay and ask again. Otherwise refused with the reasons; the
+        participant may come back on another device (:meth:`retry_display`) up to
+        ``qc.max_display_attempts`` checks in all. Every attempt is logged (event ``display_attempt``)."""
+        try:
+            m = DisplayMeasurement.from_dict(measurement)
+        except InputError as e:
+            self.store.log_event(self.study_id, pid, "display_attempt", {"unreadable": str(e)[:300]})
+            raise
+        check = evaluate_display(m, self.cfg.requirements, self.cfg.crop, self.cfg.scale)
         record = {**m.as_dict(), **check.as_dict()}
+        p = self.participant(pid)
+        if p["stage"] != "display":
+            return check
+        attempt = int(p.get("display_attempts") or 0) + (0 if check.retry else 1)
+        self.store.log_event(self.study_id, pid, "display_attempt", {**record, "attempt": attempt})
+        if check.retry:
+            return check
         if check.ok:
-            self.store.advance_stage(self.study_id, pid, "display", "training", display=record)
+            self.store.advance_stage(self.study_id, pid, "display", "training", display=record,
+                                     display_attempts=attempt)
         else:
             self.store.advance_stage(self.study_id, pid, "display", "refused", display=record,
-                                     refusal="; ".join(check.reasons))
+                                     display_attempts=attempt, refusal="display: " + "; ".join(check.reasons))
         return check
+
+    def display_retries_left(self, pid: str) -> int:
+        p = self.participant(pid)
+        if p["stage"] != "refused" or not (p.get("refusal") or "").startswith("display:"):
+            return 0
+        return max(0, self.cfg.qc.max_display_attempts - int(p.get("display_attempts") or 0))
+
+    def retry_display(self, pid: str) -> bool:
+        """Back to the display check after a display refusal (e.g. on another device), if attempts are left."""
+        if self.display_retries_left(pid) <= 0:
+            return False
+        self.store.log_event(self.study_id, pid, "display_retry", {})
+        return self.store.advance_stage(self.study_id, pid, "refused", "display", refusal=None)
+
+    def check_live_display(self, pid: str, client: dict) -> str | None:
+        """Re-check the display with the measurements sent with an answer: None when it still meets
+        the requirements, else the reason (the trials pause until it does)."""
+        disp = self.participant(pid).get("display") or {}
+        try:
+            m = DisplayMeasurement.from_dict({**client, "card_px": disp.get("card_px", 300.0), "moved": True,
+                                              "touch": bool(client.get("touch", False))})
+        except InputError as e:
+            return str(e)
+        check = evaluate_display(m, self.cfg.requirements, self.cfg.crop, self.cfg.scale)
+        if check.ok:
+            return None
+        return "; ".join(check.reasons)
 
     # ---- training
     def practice_item(self, pid: str) -> PracticeItem | None:
+        """The practice pair to answer now (None outside training or after the last pair)."""
         p = self.participant(pid)
-        i = int(p["training_index"])
+        if p["stage"] != "training":
+            return None
+        return self.practice_item_at(pid, int(p.get("training_attempt") or 0), int(p["training_index"]))
+
+    def practice_item_at(self, pid: str, attempt: int, i: int) -> PracticeItem | None:
+        """Practice pair ``i`` of training attempt ``attempt`` (left/right drawn per participant,
+        attempt and pair), or None past the last pair."""
         items = self.cfg.practice
-        if p["stage"] != "training" or i >= len(items):
+        if not 0 <= i < len(items):
             return None
         q = items[i]
-        better_left = bool(derived_rng(self.cfg.seed, pid, "practice", i).random() < 0.5)
+        better_left = bool(derived_rng(self.cfg.seed, pid, "practice", attempt, i).random() < 0.5)
         left, right = (q.better, q.worse) if better_left else (q.worse, q.better)
-        return PracticeItem(i, len(items), left, right, "left" if better_left else "right", q.hint)
+        return PracticeItem(i, len(items), left, right, "left" if better_left else "right", q.hint,
+                            q.degradation)
 
     def answer_practice(self, pid: str, index: int, side: str) -> bool:
-        """Record the answer to practice pair ``index``; returns whether it was right. After the last
-        pair the participant moves on to the trials."""
+        """Record the answer to practice pair ``index``; returns whether it was right (see
+        :meth:`answer_practice_feedback` for the whole outcome)."""
+        return self.answer_practice_feedback(pid, index, side).correct
+
+    def answer_practice_feedback(self, pid: str, index: int, side: str) -> PracticeFeedback:
+        """Record the answer to practice pair ``index`` and say what happens next. After the last pair
+        of an attempt the training gate applies: at least ``qc.training_min_correct`` right (capped at
+        the number of pairs) -> trials; otherwise a retry while ``qc.training_retries`` allow, else a
+        polite end (stage ``refused``, reason ``training``). Answering an already answered pair again
+        (reload, double click) changes nothing."""
+        if side not in ("left", "right"):
+            raise InputError(f"practice answer {side!r}: expected left or right")
         item = self.practice_item(pid)
         if item is None or item.index != index:  # already answered (reload / double click)
-            q = self.cfg.practice[index] if 0 <= index < len(self.cfg.practice) else None
-            if q is None:
-                raise InputError(f"practice pair {index}: no such pair")
-            better_left = bool(derived_rng(self.cfg.seed, pid, "practice", index).random() < 0.5)
-            return side == ("left" if better_left else "right")
+            return PracticeFeedback(index, False, "", "stale")
         correct = side == item.correct_side
-        self.store.record_training(self.study_id, pid, index, correct)
-        if index + 1 >= item.total:
+        other = "right" if item.correct_side == "left" else "left"
+        text = (f"Correct: the {item.correct_side} image was better. " if correct else
+                f"Not quite: the {item.correct_side} image was better. ")
+        text += f"The {other} image has {item.degradation}." if item.degradation else item.hint
+        if not self.store.record_training(self.study_id, pid, index, correct):
+            return PracticeFeedback(index, correct, text, "stale")
+        if index + 1 < item.total:
+            return PracticeFeedback(index, correct, text, "continue")
+        p = self.participant(pid)
+        need = min(self.cfg.qc.training_min_correct, item.total)
+        n_right = int(p["training_correct"])
+        attempt = int(p.get("training_attempt") or 0)
+        self.store.log_event(self.study_id, pid, "training_attempt",
+                             {"attempt": attempt, "correct": n_right, "of": item.total, "needed": need})
+        if n_right >= need:
             self.store.advance_stage(self.study_id, pid, "training", "trials")
-        return correct
+            return PracticeFeedback(index, correct, text, "trials")
+        if attempt < self.cfg.qc.training_retries:
+            self.store.restart_training(self.study_id, pid, attempt)
+            return PracticeFeedback(index, correct, text + f" You had {n_right} of {item.total} right; "
+                                    "let us do the practice once more.", "retry")
+        self.store.advance_stage(self.study_id, pid, "training", "refused",
+                                 refusal=f"training: {n_right} of {item.total} practice pairs right "
+                                         f"(needed {need}) in {attempt + 1} attempts")
+        return PracticeFeedback(index, correct, text, "ended")
 
     def finish_training_if_empty(self, pid: str) -> None:
         if not self.cfg.practice:
@@ -212,6 +302,27 @@ class StudyRuntime:
             # lost a race with another tab/replica: re-read
         raise RuntimeError(f"participant {pid}: could not issue a pair (contention)")
 
+    def upcoming_pairs(self, pid: str, n: int = 2) -> list[Trial]:
+        """The pair to show now and up to ``n - 1`` prefetched ones after it (issued now, so a
+        reload shows the same pairs). Empty when the participant has finished (stage becomes done)."""
+        pid = validate_worker_id(pid)
+        for _ in range(20):
+            p = self.participant(pid)
+            if p["stage"] != "trials":
+                return []
+            open_rows = self.store.open_assignments(self.study_id, pid, n)
+            if len(open_rows) >= n:
+                return [self._trial_from_row(a) for a in open_rows]
+            history = self.store.participant_assignments(self.study_id, pid)
+            seq = (max(h["seq"] for h in history) + 1) if history else 0
+            row = self._next_row(pid, seq, history, p)
+            if row is None:
+                if not open_rows:
+                    self.store.advance_stage(self.study_id, pid, "trials", "done", completed_at=time.time())
+                return [self._trial_from_row(a) for a in open_rows]
+            self.store.create_assignment(row)  # False: lost a race with another tab/replica; re-read
+        raise RuntimeError(f"participant {pid}: could not issue a pair (contention)")
+
     def _next_row(self, pid: str, seq: int, history: list[dict], p: dict) -> dict | None:
         cfg = self.cfg
         n_trials = sum(h["kind"] == "trial" for h in history)
@@ -239,16 +350,31 @@ class StudyRuntime:
         return dict(study_id=self.study_id, participant=pid, seq=seq, kind=kind, content=content, grp=grp,
                     cond_left=a, cond_right=b, pair_key=pair_key(a, b), issued_at=time.time())
 
-    def vote(self, pid: str, seq: int, side: str, response_time_ms: int | None = None) -> VoteResult:
-        """Commit the answer to pair ``seq``; returns after the commit (before the next pair)."""
+    def vote(self, pid: str, seq: int, side: str, response_time_ms: int | None = None,
+             client: dict | None = None) -> VoteResult:
+        """Commit the answer to pair ``seq``; returns after the commit.
+
+        ``response_time_ms``: measured in the browser from both images painted to the answer (None
+        when not measured: the store keeps the server time separately in any case). ``client``: the
+        per-trial log sent with the answer (window/screen size, dpr, reloads, toggles)."""
         pid = validate_worker_id(pid)
-        if response_time_ms is None:
-            rows = [h for h in self.store.participant_assignments(self.study_id, pid) if h["seq"] == seq]
-            if rows:
-                response_time_ms = int(round((time.time() - rows[0]["issued_at"]) * 1000))
         if side == "tie" and not self.cfg.allow_tie:
             raise InputError("this study does not allow ties")
-        return self.store.record_vote(self.study_id, pid, int(seq), side, response_time_ms)
+        return self.store.record_vote(self.study_id, pid, int(seq), side, response_time_ms, client)
+
+    def flags(self, pid: str) -> list[str]:
+        """Quality-control reasons this participant is flagged (empty: clean); see :mod:`.qc`."""
+        return flag_reasons(self.store.participant_votes(self.study_id, validate_worker_id(pid)), self.cfg.qc)
+
+    def planned_pairs(self, session_no: int = 0) -> int:
+        """Pairs a participant of this session is planned to answer (sampler pairs + traps)."""
+        groups = self.cfg.session_groups(session_no)
+        per = (lambda k: k - 1) if self.sampler.name == "adjacent" else (lambda k: k * (k - 1) // 2)
+        cap = sum(per(len(g.conditions)) for g in groups)
+        t = self.cfg.trials_per_participant
+        t = min(t, cap) if t > 0 else cap
+        k = min(self.cfg.traps_per_participant, len({g.content for g in groups} & set(self.cfg.traps)))
+        return t + k
 
     def progress(self, pid: str) -> tuple[int, int]:
         """(answered, planned) pairs for the progress bar. Planned = min(trials, what the sampler
@@ -256,13 +382,7 @@ class StudyRuntime:
         may offer a few more when the estimated order changes, hence "about" on the page."""
         n = len(self.store.participant_votes(self.study_id, pid))
         p = self.participant(pid)
-        groups = self.cfg.session_groups(p["session_no"])
-        per = (lambda k: k - 1) if self.sampler.name == "adjacent" else (lambda k: k * (k - 1) // 2)
-        cap = sum(per(len(g.conditions)) for g in groups)
-        t = self.cfg.trials_per_participant
-        t = min(t, cap) if t > 0 else cap
-        k = min(self.cfg.traps_per_participant, len({g.content for g in groups} & set(self.cfg.traps)))
-        return n, max(n, t + k)
+        return n, max(n, self.planned_pairs(p["session_no"]))
 
     def completion_code(self, pid: str) -> str:
         p = self.participant(pid)

@@ -68,6 +68,9 @@ participants = Table(
     Column("refusal", Text),
     Column("training_index", Integer, nullable=False, default=0),
     Column("training_correct", Integer, nullable=False, default=0),
+    Column("training_attempt", Integer, nullable=False, default=0),  # 0 = first try, 1 = the retry
+    Column("display_attempts", Integer, nullable=False, default=0),
+    Column("reloads", Integer, nullable=False, default=0),  # page loads of the trials after the first
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("completed_at", Float),
@@ -104,11 +107,25 @@ votes = Table(
     Column("condition_b", String(200), nullable=False),  # shown on the right
     Column("pair_key", String(401), nullable=False),
     Column("winner", String(200), nullable=False),  # a condition name or "tie"
-    Column("response_time_ms", Integer),
+    Column("response_time_ms", Integer),  # client-measured: both images painted -> answer
+    Column("server_time_ms", Float),  # server-measured: pair issued -> vote committed (incl. delivery)
+    Column("client", JSON),  # window/screen size, dpr, reloads, toggles at the answer
     Column("timestamp", Float, nullable=False),
     PrimaryKeyConstraint("study_id", "participant", "seq", name="pk_votes"),
     UniqueConstraint("study_id", "participant", "kind", "content", "grp", "pair_key", name="uq_vote_pair"),
     Index("ix_votes_group", "study_id", "kind", "content", "grp"),
+)
+
+events = Table(
+    "study_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("study_id", String(64), nullable=False),
+    Column("participant", String(64)),
+    Column("kind", String(32), nullable=False),  # display_attempt | training_attempt | error | ...
+    Column("data", JSON),
+    Column("at", Float, nullable=False),
+    Index("ix_events_study", "study_id", "kind"),
 )
 
 STAGES = ("consent", "display", "training", "trials", "done", "refused")
@@ -227,6 +244,39 @@ class SqlStore:
                 updated_at=time.time()))
         return res.rowcount == 1
 
+    def restart_training(self, study_id: str, pid: str, attempt: int) -> bool:
+        """Start training attempt ``attempt + 1`` from the first pair (conditional on ``attempt``)."""
+        with self.write() as c:
+            res = c.execute(update(participants).where(
+                participants.c.study_id == study_id, participants.c.participant == pid,
+                participants.c.stage == "training", participants.c.training_attempt == attempt).values(
+                training_attempt=attempt + 1, training_index=0, training_correct=0, updated_at=time.time()))
+        return res.rowcount == 1
+
+    def update_participant(self, study_id: str, pid: str, **fields) -> None:
+        with self.write() as c:
+            c.execute(update(participants).where(
+                participants.c.study_id == study_id, participants.c.participant == pid).values(
+                updated_at=time.time(), **fields))
+
+    def bump_reloads(self, study_id: str, pid: str) -> None:
+        self.update_participant(study_id, pid, reloads=participants.c.reloads + 1)
+
+    # ---- event log (display attempts, training attempts, participant-facing errors)
+    def log_event(self, study_id: str, pid: str | None, kind: str, data: dict | None = None) -> None:
+        with self.write() as c:
+            c.execute(events.insert().values(study_id=study_id, participant=pid, kind=kind[:32], data=data or {},
+                                             at=time.time()))
+
+    def list_events(self, study_id: str, pid: str | None = None, kind: str | None = None) -> list[dict]:
+        q = select(events).where(events.c.study_id == study_id)
+        if pid is not None:
+            q = q.where(events.c.participant == pid)
+        if kind is not None:
+            q = q.where(events.c.kind == kind)
+        with self.read() as c:
+            return [dict(r) for r in c.execute(q.order_by(events.c.id)).mappings().all()]
+
     def list_participants(self, study_id: str) -> list[dict]:
         with self.read() as c:
             rows = c.execute(select(participants).where(participants.c.study_id == study_id)
@@ -245,6 +295,17 @@ class SqlStore:
                 .order_by(assignments.c.seq).limit(1)).mappings().first()
         return dict(r) if r else None
 
+    def open_assignments(self, study_id: str, pid: str, limit: int = 2) -> list[dict]:
+        """The participant's ``limit`` lowest-seq assignments without a vote (current and prefetched)."""
+        j = assignments.outerjoin(votes, and_(
+            votes.c.study_id == assignments.c.study_id, votes.c.participant == assignments.c.participant,
+            votes.c.seq == assignments.c.seq))
+        with self.read() as c:
+            rows = c.execute(select(assignments).select_from(j).where(
+                assignments.c.study_id == study_id, assignments.c.participant == pid, votes.c.seq.is_(None))
+                .order_by(assignments.c.seq).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
+
     def participant_assignments(self, study_id: str, pid: str) -> list[dict]:
         with self.read() as c:
             rows = c.execute(select(assignments).where(
@@ -262,7 +323,8 @@ class SqlStore:
             return False
 
     # ---- votes
-    def record_vote(self, study_id: str, pid: str, seq: int, side: str, response_time_ms: int | None) -> VoteResult:
+    def record_vote(self, study_id: str, pid: str, seq: int, side: str, response_time_ms: int | None,
+                    client: dict | None = None) -> VoteResult:
         """Commit the answer to assignment ``seq`` (``side`` = left | right | tie). Idempotent: a
         second answer to the same assignment returns status "duplicate" and changes nothing.
 
@@ -273,12 +335,14 @@ class SqlStore:
             raise InputError(f"vote side {side!r}: expected left, right or tie")
         a = assignments.c
         winner = {"left": a.cond_left, "right": a.cond_right, "tie": literal("tie", String)}[side]
+        now = time.time()
         sel = select(a.study_id, a.participant, a.seq, a.kind, a.content, a.grp, a.cond_left, a.cond_right,
-                     a.pair_key, winner, literal(response_time_ms, Integer), literal(time.time(), Float)).where(
+                     a.pair_key, winner, literal(response_time_ms, Integer),
+                     (literal(now, Float) - a.issued_at) * 1000.0, literal(client, JSON), literal(now, Float)).where(
             a.study_id == study_id, a.participant == pid, a.seq == seq)
         ins = votes.insert().from_select(
             ["study_id", "participant", "seq", "kind", "content", "grp", "condition_a", "condition_b", "pair_key",
-             "winner", "response_time_ms", "timestamp"], sel).returning(votes.c.winner)
+             "winner", "response_time_ms", "server_time_ms", "client", "timestamp"], sel).returning(votes.c.winner)
         t0 = time.perf_counter()
         try:
             with self.write() as c:
@@ -329,6 +393,21 @@ class SqlStore:
 STORES: Registry[type[SqlStore]] = Registry("vote store")
 
 
+def _private_file(path: str) -> None:
+    """Create the database file owner-only (0600) before SQLite opens it; SQLite gives its -wal and
+    -shm files the permissions of the database file. An existing file is tightened to 0600."""
+    import os
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise InputError(f"--db {path}: cannot create the database file ({e.strerror})") from None
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 @STORES.register("sqlite")
 class SQLiteStore(SqlStore):
     """SQLite file in WAL mode; reads on deferred transactions, writes on ``BEGIN IMMEDIATE``."""
@@ -337,6 +416,7 @@ class SQLiteStore(SqlStore):
         u = make_url(url)
         if u.database in (None, "", ":memory:"):
             raise InputError(f"--db {url}: an in-memory SQLite database cannot be shared; give a file path")
+        _private_file(u.database)
         return self._sqlite_engine(url, pool_size, max_overflow, immediate=False)
 
     def __init__(self, url: str, pool_size: int = 10, max_overflow: int = 40):

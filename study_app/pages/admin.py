@@ -26,16 +26,31 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Participants", len(parts))
 c2.metric("Completed", int((parts["stage"] == "done").sum()) if len(parts) else 0)
 c3.metric("Votes", rt.store.count_votes(rt.study_id))
-c4.metric("Flagged", int(parts["is_outlier"].sum()) if len(parts) else 0)
+c4.metric("Flagged (QC)", int(parts["flagged"].sum()) if len(parts) else 0)
 st.subheader("Progress per content and condition")
-st.dataframe(admin.progress_table(rt), hide_index=True, use_container_width=True)
+st.dataframe(admin.progress_table(rt), hide_index=True, width="stretch")
 st.subheader("Participants")
 if not admin.HAVE_ANALYSIS_OUTLIERS:
     st.caption("Outlier scores need lossarena.analysis; only trap failures are flagged.")
-st.dataframe(parts, hide_index=True, use_container_width=True)
+st.caption("flagged = broke a quality-control rule (reasons in 'flags'); flagged participants are left out of "
+           "the default export. is_outlier additionally marks statistical outliers (for information).")
+st.dataframe(parts, hide_index=True, width="stretch")
 st.subheader("Export")
-st.download_button("Download votes.csv", votes_csv_text(vote_rows(rt.store, rt.study_id)),
+st.download_button("Download votes.csv (flagged participants left out)",
+                   votes_csv_text(vote_rows(rt.store, rt.study_id, qc=rt.cfg.qc, include_flagged=False)),
                    file_name=f"{rt.study_id}-votes.csv", mime="text/csv")
+st.download_button("Download votes-all.csv (flagged participants included)",
+                   votes_csv_text(vote_rows(rt.store, rt.study_id)),
+                   file_name=f"{rt.study_id}-votes-all.csv", mime="text/csv")
+st.subheader("Resolve an error id")
+eid = st.text_input("Error id shown to a participant", key=K.ADMIN_ERROR_ID).strip().lower()
+if eid:
+    hits = [e for e in rt.store.list_events(rt.study_id, kind="error") if (e.get("data") or {}).get("error_id") == eid]
+    if not hits:
+        st.info("No error with this id in this study's event log.")
+    for e in hits:
+        st.write(f"participant {e['participant'] or '-'}, {e['data'].get('type')}")
+        st.code(e["data"].get("traceback", ""), language=None)
 if st.button("Log out"):
     st.session_state[K.ADMIN_OK] = False
     st.rerun()

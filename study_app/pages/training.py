@@ -1,37 +1,59 @@
-"""Training: practice pairs with obvious differences, with feedback after each answer."""
+"""Training: practice pairs with obvious differences, drawn by the study component like the trials;
+the feedback is shown on the pair just answered and names its degradation."""
 
 import streamlit as st
 from lossarena.study_app import components, ui
 from lossarena.study_app import state as K
+from lossarena.study_app.core import display as D
+
+from lossarena.errors import InputError
 
 rt, pid = ui.require_participant()
-ui.show_flash()
+
+
+def pid_of(attempt: int, index: int) -> str:
+    return f"p{attempt}-{index}"
+
+
+msg = ui.message(K.C_PRACTICE)
+p = rt.participant(pid)
+attempt = int(p.get("training_attempt") or 0)
 item = rt.practice_item(pid)
-if item is None:
+if msg and msg["action"] == "answers" and isinstance(msg.get("answers"), list):
+    for a in msg["answers"][:10]:
+        if not isinstance(a, dict) or item is None or a.get("id") != pid_of(attempt, item.index):
+            continue
+        try:
+            f = rt.answer_practice_feedback(pid, item.index, a.get("side"))
+        except InputError:
+            continue
+        if f.outcome != "stale":
+            st.session_state[K.PRACTICE_FEEDBACK] = {
+                "id": a["id"], "correct": f.correct, "text": f.text, "outcome": f.outcome,
+                "left": item.left_path, "right": item.right_path}
+    p = rt.participant(pid)
+    attempt = int(p.get("training_attempt") or 0)
+    item = rt.practice_item(pid)
+if msg and msg["action"] == "feedback_done":
+    st.session_state.pop(K.PRACTICE_FEEDBACK, None)
+    st.rerun()
+fb = st.session_state.get(K.PRACTICE_FEEDBACK)
+if item is None and fb is None:
     rt.finish_training_if_empty(pid)
     st.rerun()
-st.title("Training")
-st.write(f"Practice pair {item.index + 1} of {item.total}. Which image has the **better quality**? "
-         "Click a button or press ← / → on your keyboard.")
-
-
-def answer(side: str) -> None:
-    if rt.answer_practice(pid, item.index, side):
-        ui.flash("success", "Correct, well done.")
-    else:
-        ui.flash("warning", "Not quite: the " + item.correct_side + " image was better. " + item.hint)
-
-
-kkey = K.keys_component("practice", item.index)
-action = ui.new_key_action(kkey, components.keys(key=kkey))
-if action in ("left", "right"):
-    answer(action)
-    st.rerun()
-c1, c2 = st.columns(2)
-if c1.button("◀ Left is better", key=K.practice_button(item.index, "left"), use_container_width=True):
-    answer("left")
-    st.rerun()
-if c2.button("Right is better ▶", key=K.practice_button(item.index, "right"), use_container_width=True):
-    answer("right")
-    st.rerun()
-ui.image_pair(rt, item.left_path, item.right_path, ui.display_width(rt, pid))
+pairs = []
+if fb:
+    pairs.append({"id": fb["id"], "kind": "practice", "left": ui.data_url(rt, fb["left"]),
+                  "right": ui.data_url(rt, fb["right"])})
+for it in (item, rt.practice_item_at(pid, attempt, item.index + 1) if item else None):
+    if it is not None and (not fb or fb["id"] != pid_of(attempt, it.index)):
+        pairs.append({"id": pid_of(attempt, it.index), "kind": "practice", "left": ui.data_url(rt, it.left_path),
+                      "right": ui.data_url(rt, it.right_path)})
+shown = item.index if item else len(rt.cfg.practice) - 1
+components.study(
+    "pairs", key=K.C_PRACTICE, kind="practice", pairs=pairs, scale=rt.cfg.scale, allow_tie=False, toggle=False,
+    progress=f"Training: practice pair {min(shown + 1, len(rt.cfg.practice))} of {len(rt.cfg.practice)}"
+    + (" (second try)" if attempt else ""),
+    hint="Which image has the better quality? Click a button or press ← / →.",
+    feedback={k: fb[k] for k in ("id", "correct", "text", "outcome")} if fb else None,
+    layout_controls_h=D.LAYOUT_CONTROLS_H)

@@ -1,51 +1,72 @@
-"""The comparisons: A and B side by side (or toggled), left/right randomised, keyboard shortcuts.
-Each answer is committed to the store before the next pair is issued."""
+"""The comparisons, run in the browser by the study component: it shows the current pair (pixel-
+exact), holds the next one, and sends every answer with its client timing and display log. Each run
+of this page commits the answers received (idempotently), re-checks the display and sends the pair
+after next; a reload shows the same open pairs again."""
+
+import logging
+import math
 
 import streamlit as st
 from lossarena.study_app import components, ui
 from lossarena.study_app import state as K
+from lossarena.study_app.core import display as D
+
+from lossarena.errors import InputError
+
+log = logging.getLogger("lossarena.study_app")
+CLIENT_NUM = ("window_w", "window_h", "screen_w", "screen_h", "dpr", "reloads", "toggles")
 
 rt, pid = ui.require_participant()
-ui.show_flash()
-trial = rt.current_pair(pid)
-if trial is None:
-    st.rerun()
+if not st.session_state.get(K.TRIALS_SEEN):
+    st.session_state[K.TRIALS_SEEN] = True
+    if rt.store.participant_assignments(rt.study_id, pid):  # pairs were shown before: a reload / return
+        rt.store.bump_reloads(rt.study_id, pid)
+
+
+def _num(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+raw = st.session_state.get(K.C_TRIALS)
+raw = raw if isinstance(raw, dict) else {}
+answers = [a for a in (raw.get("answers") or [])[:50] if isinstance(a, dict)] if isinstance(
+    raw.get("answers"), list) else []
+msg = ui.message(K.C_TRIALS)
+acked = []
+for a in answers:
+    seq, side = a.get("id"), a.get("side")
+    if not isinstance(seq, int) or isinstance(seq, bool) or side not in ("left", "right", "tie"):
+        continue
+    if msg is not None:  # a new message: commit its answers (a vote already committed is a no-op)
+        rt_ms = _num(a.get("rt_ms"))
+        client = {k: _num(a.get(k)) for k in CLIENT_NUM}
+        try:
+            rt.vote(pid, seq, side, int(min(rt_ms, 3.6e6)) if rt_ms is not None else None, client)
+        except InputError as e:
+            log.warning("participant %s: answer to pair %s not recorded: %s", pid, seq, e)
+            continue
+    acked.append(seq)
+if msg is not None:
+    disp = msg.get("display") if isinstance(msg.get("display"), dict) else (answers[-1] if answers else None)
+    if disp:
+        st.session_state["la_paused"] = rt.check_live_display(pid, disp)
+pairs = rt.upcoming_pairs(pid, 2)
+if not pairs:
+    st.rerun()  # finished: the stage is now done
+held = set(raw.get("held") or []) if isinstance(raw.get("held"), list) else set()
 answered, planned = rt.progress(pid)
-st.progress(min(1.0, answered / max(planned, 1)), text=f"Pair {answered + 1} of about {planned}")
-st.write("Which image has the **better quality**? Click a button or press ← / → (T switches the toggle view).")
-
-toggle_on = False
-if rt.cfg.toggle:
-    toggle_on = st.toggle("Toggle view: show the two images in the same place", key=K.TOGGLE_ON)
-side_key = K.toggle_side(trial.seq)
-
-
-def vote(side: str) -> None:
-    rt.vote(pid, trial.seq, side)
-
-
-kkey = K.keys_component("trial", trial.seq)
-action = ui.new_key_action(kkey, components.keys(key=kkey))
-if action in ("left", "right"):
-    vote(action)
-    st.rerun()
-if action == "toggle" and toggle_on:
-    st.session_state[side_key] = "right" if st.session_state.get(side_key, "left") == "left" else "left"
-
-cols = st.columns(3 if rt.cfg.allow_tie else 2)
-if cols[0].button("◀ A (left) is better", key=K.vote_button(trial.seq, "left"), use_container_width=True):
-    vote("left")
-    st.rerun()
-if cols[-1].button("B (right) is better ▶", key=K.vote_button(trial.seq, "right"), use_container_width=True):
-    vote("right")
-    st.rerun()
-if rt.cfg.allow_tie and cols[1].button("No difference", key=K.vote_button(trial.seq, "tie"), use_container_width=True):
-    vote("tie")
-    st.rerun()
-if toggle_on:
-    if st.button("Switch image [T]", key=K.toggle_button(trial.seq)):
-        st.session_state[side_key] = "right" if st.session_state.get(side_key, "left") == "left" else "left"
-    ui.image_pair(rt, trial.left_path, trial.right_path, ui.display_width(rt, pid),
-                  toggle_side=st.session_state.get(side_key, "left"))
-else:
-    ui.image_pair(rt, trial.left_path, trial.right_path, ui.display_width(rt, pid))
+out = []
+for t in pairs:
+    d = {"id": t.seq, "kind": t.kind}
+    if t.seq not in held:
+        d["left"], d["right"] = ui.data_url(rt, t.left_path), ui.data_url(rt, t.right_path)
+    out.append(d)
+p = rt.participant(pid)
+components.study(
+    "pairs", key=K.C_TRIALS, kind="trial", pairs=out, acked=acked, scale=rt.cfg.scale,
+    allow_tie=rt.cfg.allow_tie, toggle=rt.cfg.toggle, reloads=int(p.get("reloads") or 0),
+    paused=st.session_state.get("la_paused"),
+    progress=f"Pair {answered + 1} of about {planned}",
+    hint="Which image has the better quality? ← / → or click" + (", N = not sure" if rt.cfg.allow_tie else "")
+    + (", T = toggle view" if rt.cfg.toggle else ""),
+    layout_controls_h=D.LAYOUT_CONTROLS_H)
