@@ -343,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed0", type=int, default=SEED0)
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds per case (both runs)")
     ap.add_argument("--mem-gib", type=float, default=8.0, help="address-space limit per worker")
+    ap.add_argument("--jobs", type=int, default=1, help="formats fuzzed in parallel (one worker each)")
     ap.add_argument("--bitstream-cases", type=int, default=None, help="default: --cases")
     ap.add_argument("--no-bitstreams", action="store_true")
     ap.add_argument("--no-repro", action="store_true")
@@ -360,7 +361,11 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, flush=True)
 
     names = [n for n in args.formats.split(",") if n] or list(F.FORMATS)
-    stats = {n: fuzz_format(n, args.cases, args.seed0, args.timeout, args.mem_gib, log) for n in names}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, args.jobs)) as ex:
+        futs = {n: ex.submit(fuzz_format, n, args.cases, args.seed0, args.timeout, args.mem_gib, log) for n in names}
+        stats = {n: f.result() for n, f in futs.items()}
     bits = None
     if not args.no_bitstreams and (HERE / "fuzz_bitstreams.py").is_file():
         import importlib.util

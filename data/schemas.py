@@ -83,7 +83,7 @@ LIMITS: dict[str, tuple[str, float, str]] = {
     "field_chars": ("LOSSARENA_MAX_FIELD_CHARS", 65_536, "characters in one CSV field"),
     "rows": ("LOSSARENA_MAX_ROWS", 20_000_000, "data rows in one table"),
     "count": ("LOSSARENA_MAX_COUNT", 1_000_000_000, "votes one row or one count-matrix cell may stand for"),
-    "conditions": ("LOSSARENA_MAX_CONDITIONS", 10_000, "conditions in one count matrix"),
+    "conditions": ("LOSSARENA_MAX_CONDITIONS", 2_000, "conditions in one count matrix"),
 }
 
 

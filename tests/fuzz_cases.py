@@ -364,6 +364,15 @@ def _manifest_votes(rng: random.Random) -> dict[str, bytes]:
     return {"votes.csv": mutate_bytes(VOTES.encode(), rng), "manifest.csv": MANIFEST.encode()}
 
 
+def _mat(rng: random.Random) -> dict[str, bytes]:
+    from scipy.io import savemat
+
+    buf = io.BytesIO()
+    m = np.array([[0, 3, 1], [1, 0, 2], [0, 4, 0]], dtype=float)
+    savemat(buf, {"pwc_mat_scene": m, "other": np.arange(3.0)}, do_compression=rng.random() < 0.5)
+    return {"counts.mat": mutate_bytes(buf.getvalue(), rng)}
+
+
 def _f(paths: dict[str, Path], name: str) -> str:
     return str(paths[name])
 
@@ -376,6 +385,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     _csv_format("counts", "counts.csv", COUNTS,
                 lambda p, o: ["analysis", "scale", _f(p, "counts.csv"), "--format", "counts", "--bootstrap", "0",
                               "--out", str(o / "s.csv")]),
+    Format("counts-mat", _mat,
+           lambda p, o: ["analysis", "convert", _f(p, "counts.mat"), "--format", "counts", "--out", str(o / "v.csv")]),
     _csv_format("pwcmp", "pwcmp.csv", PWCMP,
                 lambda p, o: ["analysis", "convert", _f(p, "pwcmp.csv"), "--format", "pwcmp", "--out", str(o / "v.csv")]),
     _csv_format("hdr-vdc", "hdr.csv", HDR_VDC,
