@@ -24,7 +24,7 @@ allocated for it (:class:`Limits`):
 * file size at most ``Limits.max_bytes`` (1 MiB + 4 bytes per allowed pixel), checked before reading;
 * ``1 ≤ height ≤ max_height`` (default 16384), ``1 ≤ width ≤ max_width`` (16384),
   ``height·width ≤ max_pixels`` (default 2^24 = 16,777,216); change them with
-  ``LOSSARENA_MAX_PIXELS`` / ``LOSSARENA_MAX_WIDTH`` / ``LOSSARENA_MAX_HEIGHT`` or ``--max-pixels``;
+  ``LOSSARENA_MAX_BITSTREAM_PIXELS`` / ``LOSSARENA_MAX_BITSTREAM_WIDTH`` / ``LOSSARENA_MAX_BITSTREAM_HEIGHT`` or ``--max-pixels``;
 * codec id: 1-64 characters of ``[A-Za-z0-9_.-]``;
 * metadata: at most :data:`MAX_META_BYTES` of UTF-8 JSON, an object (not ``[]`` or a scalar), nesting
   depth ≤ :data:`MAX_META_DEPTH`, no duplicate keys, no ``NaN``/``Infinity``, strings ≤ 256 characters;
@@ -59,9 +59,9 @@ MAX_META_DEPTH = 4
 MAX_META_STRING = 256
 MAX_STREAMS = 16
 MAX_STRINGS = 256
-ENV_MAX_PIXELS = "LOSSARENA_MAX_PIXELS"
-ENV_MAX_WIDTH = "LOSSARENA_MAX_WIDTH"
-ENV_MAX_HEIGHT = "LOSSARENA_MAX_HEIGHT"
+ENV_MAX_PIXELS = "LOSSARENA_MAX_BITSTREAM_PIXELS"
+ENV_MAX_WIDTH = "LOSSARENA_MAX_BITSTREAM_WIDTH"
+ENV_MAX_HEIGHT = "LOSSARENA_MAX_BITSTREAM_HEIGHT"
 _CODEC_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 

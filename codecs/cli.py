@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("input")
     d.add_argument("output")
     d.add_argument("--max-pixels", help="largest image (width x height) a bitstream may claim "
-                   "(default 16777216, or LOSSARENA_MAX_PIXELS; see docs/security.md)")
+                   "(default 16777216, or LOSSARENA_MAX_BITSTREAM_PIXELS; see docs/security.md)")
     add_device_argument(d)
 
     e = sub.add_parser("evaluate", help="real/estimated bpp and every metric, per image × model")

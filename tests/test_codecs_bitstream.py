@@ -174,14 +174,14 @@ def test_limits_refuse_huge_claims_before_allocating(codec, monkeypatch):
             Bitstream.from_bytes(Bitstream(bs.codec, h, w, bs.ckpt_hash, bs.strings, {}).to_bytes())
     with pytest.raises(BitstreamError, match="outside"):
         Bitstream.from_bytes(Bitstream(bs.codec, 0, 64, bs.ckpt_hash, bs.strings, {}).to_bytes())
-    monkeypatch.setenv("LOSSARENA_MAX_PIXELS", "1000")
+    monkeypatch.setenv("LOSSARENA_MAX_BITSTREAM_PIXELS", "1000")
     with pytest.raises(BitstreamError, match="more than the limit of 1000"):
         Bitstream.from_bytes(bs.to_bytes())
     assert Limits.from_env(max_pixels="5000").max_pixels == 5000  # the flag wins over the environment
-    monkeypatch.setenv("LOSSARENA_MAX_PIXELS", "lots")
-    with pytest.raises(InputError, match="LOSSARENA_MAX_PIXELS: expected a positive integer"):
+    monkeypatch.setenv("LOSSARENA_MAX_BITSTREAM_PIXELS", "lots")
+    with pytest.raises(InputError, match="LOSSARENA_MAX_BITSTREAM_PIXELS: expected a positive integer"):
         Limits.from_env()
-    monkeypatch.delenv("LOSSARENA_MAX_PIXELS")
+    monkeypatch.delenv("LOSSARENA_MAX_BITSTREAM_PIXELS")
     # within the limits but with a string too long for the shape: refused before decoding
     long_y = Bitstream(bs.codec, 64, 64, bs.ckpt_hash, [[bs.strings[0][0] + bytes(1 << 16)], bs.strings[1]], {})
     with pytest.raises(BitstreamError, match="corrupt y string.*more than"):
