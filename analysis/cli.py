@@ -151,6 +151,7 @@ def _jnd(args, quiet: bool) -> int:
     from .jnd import fit_jnd, read_responses, write_jnd
 
     t = args.trap_min.strip().lower()
+    trap_min: float | str | None
     if t in ("otsu", "none"):
         trap_min = None if t == "none" else "otsu"
     else:

@@ -317,11 +317,11 @@ def read_aic3(path, experiment: str = "both", duplicates: str = "keep-all", **_)
     else:
         frames.append((_read_aic3_frame(_read_csv(path), str(path)), str(path)))
     dropped = {"skip": 0, "identical_sides": 0}
-    for f, _ in frames:
+    for f, _src in frames:
         for k, v in f.attrs["dropped"].items():
             dropped[k] += v
     src = frames[0][1] if len(frames) == 1 else str(path)
-    out = pd.concat([f for f, _ in frames], ignore_index=True)
+    out = pd.concat([f for f, _src in frames], ignore_index=True)
     out = prepare_votes(out, src, duplicates)
     out.attrs["dropped"] = dropped
     return out

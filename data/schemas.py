@@ -702,7 +702,7 @@ def validate_votes(df: pd.DataFrame, source: str = "<votes>") -> pd.DataFrame:
     ok = (out["winner"] == out["condition_a"]) | (out["winner"] == out["condition_b"]) | tie
     if not ok.all():
         i = (~ok).idxmax()
-        raise _fail(out, i, source, "winner", f"'{show(out.loc[i, 'winner'])}', expected "
+        raise _fail(out, i, source, "winner", f"is '{show(out.loc[i, 'winner'])}', expected "
                     f"'{show(out.loc[i, 'condition_a'])}', '{show(out.loc[i, 'condition_b'])}' or '{TIE}'")
     for c in ("response_time_ms", "count"):
         if c not in out.columns:

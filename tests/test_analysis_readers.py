@@ -26,7 +26,7 @@ def _write(tmp_path, text, name="votes.csv"):
 @pytest.mark.parametrize(
     "row, message",
     [
-        ("p1,c,a,b,x", "line 3: field 'winner': 'x', expected 'a', 'b' or 'tie'"),
+        ("p1,c,a,b,x", "line 3: field 'winner' is 'x', expected 'a', 'b' or 'tie'"),
         ("p1,c,a,a,a", "line 3: field 'condition_b': both conditions are 'a'"),
         ("p1,,a,b,a", "line 3: field 'content' is empty"),
         ("p1,c,tie,b,b", "line 3: field 'condition_a': 'tie' is reserved"),
