@@ -49,7 +49,7 @@ def colour_matrix(rows: tuple[tuple[float, ...], ...], like: torch.Tensor) -> to
     return _colour_matrix(rows, device=like.device, dtype=like.dtype)
 
 
-def grad_scope(t: torch.Tensor):
+def grad_scope(t: torch.Tensor) -> torch.set_grad_enabled:
     """Autograd on for ``t``'s branch only if it needs it: the reference's branch is usually
     evaluated without building a graph, which halves the backward pass."""
     return torch.set_grad_enabled(torch.is_grad_enabled() and t.requires_grad)

@@ -15,11 +15,13 @@ import json
 import math
 import sys
 import warnings
+from typing import Any
 
 from ..errors import InputError, LossarenaError
+from .registry import MetricSpec
 
 
-def _score(args) -> int:
+def _score(args: argparse.Namespace) -> int:
     import torch
 
     from ..data.images import load_image
@@ -71,11 +73,11 @@ def _score(args) -> int:
     return 0
 
 
-def _list(args) -> int:
+def _list(args: argparse.Namespace) -> int:
     from . import list_metrics
     from .weights import backbone_status, print_standin_banner
 
-    def weights_state(s) -> str:
+    def weights_state(s: MetricSpec) -> str:
         if not s.needs_weights:
             return "none needed"
         states = [backbone_status(b) for b in s.needs_weights]
@@ -83,7 +85,7 @@ def _list(args) -> int:
             return "missing"
         return "STAND-IN" if any(st.standin for st in states) else "present"
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for s in list_metrics(plugins=True):
         rows.append({
             "name": s.name,

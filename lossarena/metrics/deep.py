@@ -34,7 +34,9 @@ import functools
 import importlib.metadata
 import importlib.resources
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +57,25 @@ DISTS_MIN_SIZE = 16  # below, relu5_3 is 1x1 and its structure term a constant
 
 
 def lpips_head_path(net: str, version: str = "0.1") -> Path:
-    """The linear-head weights shipped inside the installed ``lpips`` wheel."""
+    """The linear-head weights shipped inside the installed ``lpips`` wheel.
+
+    Parameters
+    ----------
+    net : {"alex", "vgg", "squeeze"}
+        Trunk name.
+    version : str
+        LPIPS head version (``"0.1"``).
+
+    Returns
+    -------
+    pathlib.Path
+        The ``.pth`` file.
+
+    Raises
+    ------
+    MissingWeightsError
+        When the file is not in the installed package.
+    """
     p = importlib.resources.files("lpips") / "weights" / f"v{version}" / f"{net}.pth"
     path = Path(str(p))
     if not path.is_file():
@@ -91,7 +111,7 @@ def _safe_unit(f: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
 class _FrozenEval(nn.Module):
     """Always in eval mode (LPIPS heads contain dropout); parameters never require grad."""
 
-    def train(self, mode: bool = True):  # a metric never trains: dropout stays off
+    def train(self, mode: bool = True) -> _FrozenEval:  # a metric never trains: dropout stays off
         return super().train(False)
 
     def _freeze(self) -> None:
@@ -101,9 +121,35 @@ class _FrozenEval(nn.Module):
 
 
 class LPIPS(_FrozenEval):
-    """LPIPS distance, ``forward(x_distorted, y_reference) -> (N,)`` for [0, 1] RGB NCHW inputs.
+    """LPIPS distance, ``forward(x_distorted, y_reference) -> (N,)`` for [0, 1] RGB NCHW inputs;
+    lower is better, 0 for identical images.
 
-    ``net``: ``"alex"`` (the default, = ``lpips``), ``"vgg"`` or ``"squeeze"``; v0.1 linear heads.
+    Parameters
+    ----------
+    net : {"alex", "vgg", "squeeze"}
+        The ImageNet trunk (``"alex"`` is ``lpips``, the default); v0.1 linear heads.
+    reduction : {"none", "mean", "sum"}
+        ``"none"``: per-image values (N,).
+
+    Raises
+    ------
+    MissingWeightsError
+        When the trunk's torchvision backbone file is not in the cache (``lossarena weights status``).
+    ValueError
+        For an unknown ``net``; in ``forward``, for inputs outside the contract or smaller than
+        31 (alex), 16 (vgg) or 17 (squeeze) px.
+
+    References
+    ----------
+    R. Zhang, P. Isola, A. A. Efros, E. Shechtman, O. Wang, "The Unreasonable Effectiveness of Deep
+    Features as a Perceptual Metric", CVPR 2018.
+
+    Examples
+    --------
+    >>> import torch
+    >>> lp = LPIPS("alex")                      # doctest: +SKIP
+    >>> lp(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)).shape  # doctest: +SKIP
+    torch.Size([2])
     """
 
     def __init__(self, net: str = "alex", reduction: str = "none"):
@@ -157,7 +203,21 @@ class LPIPS(_FrozenEval):
 
 
 class L2Pool(nn.Module):
-    """L2 pooling (Hénaff & Simoncelli): sqrt(hann3x3 * x² + 1e-12), stride 2, per channel."""
+    """L2 pooling (Hénaff & Simoncelli): sqrt(hann3x3 * x² + 1e-12), stride 2, per channel.
+
+    Parameters
+    ----------
+    channels : int
+        Channel count of the input (the filter is depthwise).
+
+    Examples
+    --------
+    >>> import torch
+    >>> L2Pool(4)(torch.rand(1, 4, 8, 8)).shape
+    torch.Size([1, 4, 4, 4])
+    """
+
+    kernel: torch.Tensor
 
     def __init__(self, channels: int):
         super().__init__()
@@ -172,7 +232,18 @@ class L2Pool(nn.Module):
 
 
 def dists_weights_path() -> Path:
-    """``weights.pt`` (alpha, beta) of the installed ``DISTS_pytorch`` distribution."""
+    """``weights.pt`` (alpha, beta) of the installed ``DISTS_pytorch`` distribution.
+
+    Returns
+    -------
+    pathlib.Path
+        The file, found through the distribution's file list (not ``sys.prefix``).
+
+    Raises
+    ------
+    MissingWeightsError
+        When ``DISTS_pytorch`` or its weights file is not installed.
+    """
     try:
         dist = importlib.metadata.distribution("DISTS_pytorch")
     except importlib.metadata.PackageNotFoundError:
@@ -216,9 +287,18 @@ class VGG16Trunk(_FrozenEval):
     ------
     RuntimeError
         When the state_dict's ``features`` do not match VGG16's.
+
+    Examples
+    --------
+    >>> import torchvision
+    >>> state = torchvision.models.vgg16(weights=None).state_dict()   # random weights: shapes only
+    >>> [f.shape[1] for f in VGG16Trunk(state)(torch.rand(1, 3, 32, 32))]
+    [3, 64, 128, 256, 512, 512]
     """
 
     CHANNELS = (3, 64, 128, 256, 512, 512)
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, state: dict[str, torch.Tensor]):
         super().__init__()
@@ -292,12 +372,37 @@ def vgg16_trunk(state: dict[str, torch.Tensor] | None = None) -> VGG16Trunk:
 
 
 class DISTS(_FrozenEval):
-    """DISTS distance, ``forward(x_distorted, y_reference) -> (N,)`` for [0, 1] RGB NCHW inputs.
+    """DISTS distance, ``forward(x_distorted, y_reference) -> (N,)`` for [0, 1] RGB NCHW inputs;
+    lower is better, 0 for identical images.
 
     Any size from 16 px; never resized (the authors' demo also scores full-size images).
+
+    Parameters
+    ----------
+    reduction : {"none", "mean", "sum"}
+        ``"none"``: per-image values (N,).
+
+    Raises
+    ------
+    MissingWeightsError
+        When ``vgg16-397923af.pth`` or the ``DISTS_pytorch`` alpha/beta file is missing.
+
+    References
+    ----------
+    K. Ding, K. Ma, S. Wang, E. P. Simoncelli, "Image Quality Assessment: Unifying Structure and
+    Texture Similarity", IEEE TPAMI 44(5), 2022.
+
+    Examples
+    --------
+    >>> import torch
+    >>> d = DISTS()                             # doctest: +SKIP
+    >>> d(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)).shape  # doctest: +SKIP
+    torch.Size([1])
     """
 
     chns = VGG16Trunk.CHANNELS
+    alpha: torch.Tensor
+    beta: torch.Tensor
 
     def __init__(self, reduction: str = "none"):
         super().__init__()
@@ -339,18 +444,36 @@ class DISTS(_FrozenEval):
 # ----------------------------------------------------------------------------------------------------
 # functional forms with a network cache, and registration
 
-_FACTORIES = {
+_FACTORIES: dict[str, Callable[[], nn.Module]] = {
     "lpips-alex": lambda: LPIPS("alex"),
     "lpips-vgg": lambda: LPIPS("vgg"),
     "lpips-squeeze": lambda: LPIPS("squeeze"),
     "dists": DISTS,
 }
 _BACKBONE_OF = {"lpips-alex": "alexnet", "lpips-vgg": "vgg16", "lpips-squeeze": "squeezenet1_1", "dists": "vgg16"}
-_CACHE: dict[tuple, nn.Module] = {}
+_CACHE: dict[tuple[Any, ...], nn.Module] = {}
 
 
 def cached_network(name: str, device: torch.device, dtype: torch.dtype) -> nn.Module:
-    """The network for metric ``name`` on (device, dtype), built once per backbone file version."""
+    """The network for deep metric ``name`` on (device, dtype), built once per backbone file version.
+
+    Parameters
+    ----------
+    name : {"lpips-alex", "lpips-vgg", "lpips-squeeze", "dists"}
+        Registry name.
+    device, dtype
+        Where and in which dtype the network runs.
+
+    Returns
+    -------
+    torch.nn.Module
+        Frozen, in eval mode; ``forward(x, y) -> (N,)``.
+
+    Raises
+    ------
+    MissingWeightsError
+        When the backbone file is missing.
+    """
     path = W.require_backbone(_BACKBONE_OF[name])  # re-checked every call: cheap (hash is cached)
     st = path.stat()
     key = (name, str(device), dtype, str(path), st.st_mtime_ns, st.st_size)
@@ -364,10 +487,11 @@ def cached_network(name: str, device: torch.device, dtype: torch.dtype) -> nn.Mo
 
 
 def clear_cache() -> None:
+    """Drop every cached deep-metric network (they are rebuilt on the next call)."""
     _CACHE.clear()
 
 
-def _functional(name: str, min_size: int):
+def _functional(name: str, min_size: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     def fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         validate_images(x, y, name=name, min_size=min_size)
         return cached_network(name, x.device, x.dtype)(x, y)

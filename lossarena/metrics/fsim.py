@@ -33,6 +33,7 @@ Differences from MATLAB, none of which changes a value where MATLAB's is defined
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -143,7 +144,7 @@ class _PhaseEnergy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, eo, eps: float):
+    def forward(ctx: Any, eo: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         e, o = eo[:, 0], eo[:, 1]
         an = torch.hypot(e, o)
         an_all = an.sum(dim=(1, 2))
@@ -212,10 +213,42 @@ def phase_congruency(y: torch.Tensor) -> torch.Tensor:
 
 
 def fsim(x_dist: torch.Tensor, y_ref: torch.Tensor, chromatic: bool = True) -> torch.Tensor:
-    """FSIMc (``chromatic=True``, default) or FSIM of distorted ``x_dist`` vs reference ``y_ref``.
+    """FSIMc (``chromatic=True``, default) or FSIM of a distorted image against its reference;
+    higher is better.
 
-    Float RGB NCHW in [0, 1] -> (N,) values in [0, 1] (1 for identical images). Grey images given
-    as three equal channels give MATLAB's grey FSIM with either setting (see module docstring).
+    Grey images given as three equal channels give MATLAB's grey FSIM with either setting (see the
+    module docstring).
+
+    Parameters
+    ----------
+    x_dist : torch.Tensor
+        Distorted images, float RGB (N, 3, H, W) in [0, 1], sides >= 8.
+    y_ref : torch.Tensor
+        Reference images, same shape, dtype and device.
+    chromatic : bool
+        FSIMc (with the I and Q similarity, default) or luma-only FSIM.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape (N,), in [0, 1]; 1 for identical images.
+
+    Raises
+    ------
+    ValueError
+        "expected X, got Y" for inputs outside the contract (:func:`~lossarena.metrics.validate_images`).
+
+    References
+    ----------
+    L. Zhang, L. Zhang, X. Mou, D. Zhang, "FSIM: A Feature Similarity Index for Image Quality
+    Assessment", IEEE TIP 20(8):2378-2386, 2011.
+
+    Examples
+    --------
+    >>> import torch
+    >>> y = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    >>> round(float(fsim(y, y)), 6)
+    1.0
     """
     validate_images(x_dist, y_ref, name="fsim", min_size=MIN_SIZE)
     f = auto_downsample_factor(*x_dist.shape[-2:])
@@ -241,7 +274,7 @@ def fsim(x_dist: torch.Tensor, y_ref: torch.Tensor, chromatic: bool = True) -> t
     return safe_div(num, den, sim.flatten(1).mean(1))
 
 
-def _module(reduction: str = "none", **kw):
+def _module(reduction: str = "none", **kw: Any) -> FunctionalMetric:
     return FunctionalMetric(fsim, reduction, **kw)
 
 

@@ -109,7 +109,7 @@ def gms_map(
     --------
     >>> import torch
     >>> y = torch.rand(1, 3, 16, 16)
-    >>> gms_map(y, y).shape, bool(torch.allclose(gms_map(y, y), torch.ones(1)))
+    >>> gms_map(y, y).shape, bool(torch.allclose(gms_map(y, y).float(), torch.ones(1)))
     (torch.Size([1, 1, 8, 8]), True)
     >>> gms_map(y, y, downsample=False, padding="replicate").shape
     torch.Size([1, 1, 16, 16])
@@ -123,11 +123,45 @@ def gms_map(
     return (2.0 * g1 * g2 + t) / (a1 + a2 + t)
 
 
-def gmsd(x: torch.Tensor, y: torch.Tensor, *, t: float = T_GMSD, internal_dtype="float64") -> torch.Tensor:
-    """GMSD of distorted ``x`` against reference ``y`` (float RGB NCHW in [0, 1]) -> (N,); 0 = identical.
+def gmsd(
+    x: torch.Tensor, y: torch.Tensor, *, t: float = T_GMSD, internal_dtype: str | torch.dtype | None = "float64"
+) -> torch.Tensor:
+    """Gradient Magnitude Similarity Deviation of a distorted image against its reference; lower is better.
 
-    ``t``: the constant T (170 for 0-255 images, GMSD.m). ``internal_dtype``: ``'float64'``
-    (default, MATLAB parity) or ``None`` to compute in the input dtype.
+    Parameters
+    ----------
+    x : torch.Tensor
+        Distorted images, float RGB (N, 3, H, W) in [0, 1], H, W >= 3.
+    y : torch.Tensor
+        Reference images, same shape.
+    t : float
+        The constant T for 0-255 values (170, GMSD.m).
+    internal_dtype : {"float64", "float32", "input"} or torch.dtype or None
+        Compute dtype: ``"float64"`` (default, MATLAB parity) or ``"input"``/``None`` for the input's.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape (N,), in the input dtype; >= 0, 0 for identical images. Lower is better.
+
+    Raises
+    ------
+    ValueError
+        "expected X, got Y" for images outside the contract (see :func:`validate_images`).
+
+    References
+    ----------
+    W. Xue, L. Zhang, X. Mou, A. C. Bovik, "Gradient magnitude similarity deviation: a highly
+    efficient perceptual image quality index", IEEE TIP 23(2):684-695, 2014.
+
+    Examples
+    --------
+    >>> import torch
+    >>> y = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    >>> bool((gmsd(y, y) < 1e-12).all())
+    True
+    >>> bool((gmsd(0.5 * y, y) > 0).all())
+    True
     """
     validate_images(x, y, name="gmsd", min_size=MIN_SIZE)
     q = gms_map(x, y, t=t, internal_dtype=internal_dtype).flatten(1)

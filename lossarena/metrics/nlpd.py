@@ -31,6 +31,8 @@ finite gradients. Computed in the input dtype.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -82,7 +84,7 @@ def _pyramid_taps() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             torch.tensor([0.5, 0.5], dtype=torch.float64))
 
 
-def _dw(x: torch.Tensor, k: torch.Tensor, **kw) -> torch.Tensor:
+def _dw(x: torch.Tensor, k: torch.Tensor, **kw: Any) -> torch.Tensor:
     """Depthwise conv of (1, B, h, w) with one 2-D kernel ``k``: every image of the batch is a channel.
 
     (On the CPU a (B, 1, h, w) single-channel convolution takes a far slower path.)
@@ -98,7 +100,7 @@ def _downsample(j: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return _dw(t, f.view(1, 5), stride=(1, 2))
 
 
-def _upsample(i: torch.Tensor, odd_h: int, odd_w: int, dtype, device) -> torch.Tensor:
+def _upsample(i: torch.Tensor, odd_h: int, odd_w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """NLP_dist.m's upsample: replicate-pad 1, zero insertion x4, imfilter (zeros), crop 3:end-2-odd.
 
     Written in polyphase form, one dimension at a time (factor 2 per dimension): with ``p`` the
@@ -147,9 +149,38 @@ def normalized_laplacian_pyramid(x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def nlpd(x: torch.Tensor, y: torch.Tensor, *, color: str = "y") -> torch.Tensor:
-    """NLPD of distorted ``x`` against reference ``y`` (float RGB NCHW in [0, 1]) -> (N,); 0 = identical.
+    """Normalized Laplacian Pyramid Distance of a distorted image against its reference; lower is better.
 
-    ``color``: ``'y'`` (default: NLP_dist.m on the luma) or ``'rgb'`` (mean of the per-channel NLPD).
+    Parameters
+    ----------
+    x : torch.Tensor
+        Distorted images, float RGB (N, 3, H, W) in [0, 1], sides >= 17.
+    y : torch.Tensor
+        Reference images, same shape, dtype and device.
+    color : {"y", "rgb"}
+        ``'y'`` (default: NLP_dist.m on the luma) or ``'rgb'`` (mean of the per-channel NLPD).
+
+    Returns
+    -------
+    torch.Tensor
+        Shape (N,), >= 0, 0 for identical images; symmetric in its arguments.
+
+    Raises
+    ------
+    ValueError
+        "expected X, got Y" for inputs outside the contract (:func:`~lossarena.metrics.validate_images`).
+
+    References
+    ----------
+    V. Laparra, J. Ballé, A. Berardino, E. P. Simoncelli, "Perceptual image quality assessment using
+    a normalized Laplacian pyramid", IS&T Electronic Imaging, HVEI XXI, 2016.
+
+    Examples
+    --------
+    >>> import torch
+    >>> y = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    >>> nlpd(y, y)
+    tensor([0., 0.])
     """
     validate_images(x, y, name="nlpd", min_size=MIN_SIZE)
     a = to_channels(x, color, "nlpd")

@@ -243,8 +243,25 @@ def coerce_options(metric: str, declared: tuple[MetricOption, ...], given: Mappi
 
 
 def format_metric_spec(name: str, options: Mapping[str, Any]) -> str:
-    """The spec string for ``name`` with ``options``: ``format_metric_spec("ssim", {"downsample": False})``
-    is ``"ssim:downsample=false"`` (``name`` alone when there are no options)."""
+    """The spec string for a metric name and options (the inverse of :func:`parse_metric_spec`).
+
+    Parameters
+    ----------
+    name : str
+        Metric name.
+    options : Mapping[str, Any]
+        Option values (Python values; booleans are written ``true``/``false``).
+
+    Returns
+    -------
+    str
+        ``name:key=value,...``, or ``name`` alone when there are no options.
+
+    Examples
+    --------
+    >>> format_metric_spec("ssim", {"downsample": False, "color": "rgb"})
+    'ssim:downsample=false,color=rgb'
+    """
     if not options:
         return name
     return name + ":" + ",".join(f"{k}={format_value(v)}" for k, v in options.items())

@@ -67,6 +67,12 @@ class MetricSpec:
         registered spec).
     spec_string : str
         The string the metric was asked for (``"ssim:downsample=false"``), see :attr:`key`.
+
+    Examples
+    --------
+    >>> spec = get_metric("ms-ssim:scales=3")
+    >>> spec.name, spec.lower_better, spec.best_value, spec.min_size, spec.kwargs
+    ('ms-ssim', False, 1.0, 41, {'scales': 3})
     """
 
     name: str
@@ -174,10 +180,18 @@ def unregister_metric(name: str) -> None:
     name : str
         Registry name or alias.
 
+    Returns
+    -------
+    None
+
     Raises
     ------
     UnknownNameError
         When no such metric is registered.
+
+    Examples
+    --------
+    See :func:`register_metric`.
     """
     METRICS.remove(name)
 
@@ -197,6 +211,12 @@ def load_plugins() -> list[str]:
     -------
     list of str
         Entry-point names loaded by this call (empty when already loaded).
+
+    Examples
+    --------
+    >>> names = load_plugins()   # third-party metrics, if any are installed
+    >>> isinstance(names, list)
+    True
     """
     global _plugins_loaded
     if _plugins_loaded:
@@ -217,6 +237,16 @@ def load_plugins() -> list[str]:
 
 def find_spec(name: str) -> MetricSpec:
     """The registered spec for ``name`` (or an alias), loading plugins on a miss.
+
+    Parameters
+    ----------
+    name : str
+        Registry name or alias, without options.
+
+    Returns
+    -------
+    MetricSpec
+        The registered object.
 
     Raises
     ------
@@ -286,6 +316,11 @@ def list_metrics(*, plugins: bool = False) -> list[MetricSpec]:
     -------
     list of MetricSpec
         In registration order.
+
+    Examples
+    --------
+    >>> [s.name for s in list_metrics()][:2]
+    ['mse', 'psnr']
     """
     if plugins:
         load_plugins()
@@ -293,14 +328,46 @@ def list_metrics(*, plugins: bool = False) -> list[MetricSpec]:
 
 
 def metric_names(*, plugins: bool = False) -> list[str]:
-    """Names of the registered metrics (see :func:`list_metrics`)."""
+    """Names of the registered metrics (see :func:`list_metrics`).
+
+    Parameters
+    ----------
+    plugins : bool
+        Also import the entry-point plugins first.
+
+    Returns
+    -------
+    list of str
+        Canonical names, in registration order.
+
+    Examples
+    --------
+    >>> {"mse", "ssim", "ms-ssim"} <= set(metric_names())
+    True
+    """
     if plugins:
         load_plugins()
     return METRICS.names()
 
 
 def weights_present(spec: MetricSpec) -> bool:
-    """True when every backbone ``spec`` needs is on this machine (verified, or an enabled stand-in)."""
+    """True when every backbone ``spec`` needs is on this machine (verified, or an enabled stand-in).
+
+    Parameters
+    ----------
+    spec : MetricSpec
+        The metric.
+
+    Returns
+    -------
+    bool
+        Always true for metrics without weights.
+
+    Examples
+    --------
+    >>> weights_present(get_metric("ssim"))
+    True
+    """
     from .weights import backbone_status
 
     return all(backbone_status(b).ok for b in spec.needs_weights)
@@ -345,7 +412,26 @@ class FunctionalMetric(nn.Module):
 
 
 def reduce(v: torch.Tensor, reduction: str) -> torch.Tensor:
-    """``v`` (N,) unchanged for ``"none"``, else its ``"mean"`` or ``"sum"``."""
+    """Reduce per-image values.
+
+    Parameters
+    ----------
+    v : torch.Tensor
+        Shape (N,).
+    reduction : {"none", "mean", "sum"}
+        What to return.
+
+    Returns
+    -------
+    torch.Tensor
+        ``v`` unchanged for ``"none"``, else its mean or sum (a scalar).
+
+    Examples
+    --------
+    >>> import torch
+    >>> reduce(torch.tensor([1.0, 3.0]), "mean")
+    tensor(2.)
+    """
     if reduction == "mean":
         return v.mean()
     if reduction == "sum":

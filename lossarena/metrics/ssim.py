@@ -191,18 +191,67 @@ def _weight_tensor(weights: tuple[float, ...]) -> torch.Tensor:
 
 
 def ms_ssim_min_size(scales: int | None = None) -> int:
-    """Smallest image side for ``scales`` scales: 10 * 2^(scales-1) + 1 (161 for 5, 81, 41, 21, 11)."""
+    """Smallest image side for ``scales`` scales: 10 * 2^(scales-1) + 1 (161 for 5, 81, 41, 21, 11).
+
+    Parameters
+    ----------
+    scales : int, optional
+        1..5 (default 5).
+
+    Returns
+    -------
+    int
+        The minimum side in px.
+
+    Examples
+    --------
+    >>> ms_ssim_min_size(), ms_ssim_min_size(3)
+    (161, 41)
+    """
     return min_size_for_scales(len(MS_SSIM_WEIGHTS) if scales is None else scales, WINDOW)
 
 
 def ms_ssim(x: torch.Tensor, y: torch.Tensor, *, color: str = "y", scales: int | None = None) -> torch.Tensor:
-    """MS-SSIM of distorted ``x`` against reference ``y`` (float RGB NCHW in [0, 1]) -> (N,), 1 = identical.
+    """Multi-scale SSIM of a distorted image against its reference; higher is better.
 
     Defaults reproduce ``msssim.m`` on the luma (see the module docstring).
 
-    ``color``: ``'y'`` (default, luma) or ``'rgb'`` (MS-SSIM of each channel, then the mean over the
-    three channels — piq's convention).
+    Parameters
+    ----------
+    x : torch.Tensor
+        Distorted images, float RGB (N, 3, H, W) in [0, 1], sides >= :func:`ms_ssim_min_size`.
+    y : torch.Tensor
+        Reference images, same shape, dtype and device.
+    color : {"y", "rgb"}
+        ``'y'`` (default, luma) or ``'rgb'`` (MS-SSIM of each channel, then the mean — piq's convention).
+    scales : int, optional
+        Number of scales, 1..5 (default 5); see below.
 
+    Returns
+    -------
+    torch.Tensor
+        Shape (N,), in (0, 1]; 1 for identical images.
+
+    Raises
+    ------
+    ValueError
+        "expected X, got Y" for inputs outside the contract, images smaller than the minimum size
+        (the message suggests ``scales=``) or a bad option.
+
+    References
+    ----------
+    Z. Wang, E. P. Simoncelli, A. C. Bovik, "Multiscale structural similarity for image quality
+    assessment", Proc. 37th Asilomar Conference, 2003.
+
+    Examples
+    --------
+    >>> import torch
+    >>> y = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    >>> round(float(ms_ssim(y, y, scales=3)), 6)
+    1.0
+
+    Notes
+    -----
     ``scales``: number of scales, 1..5 (default 5). With ``scales=k`` the first ``k`` paper weights
     are used, renormalised to sum 1 (``w_j / sum_{i<=k} w_i``), and the result is
     ``prod_{j<k} mean(cs_j)^w_j * mean(ssim_k)^w_k`` — i.e. the same pyramid cut after ``k`` levels,

@@ -64,6 +64,11 @@ def validate_images(
         Allowed value range (``None``: any finite value). Checked, with finiteness, on the first
         call per (name, shape, dtype, device) only, unless ``LOSSARENA_DEBUG=1`` (module docstring).
 
+    Returns
+    -------
+    None
+        The inputs are valid.
+
     Raises
     ------
     ValueError

@@ -37,6 +37,8 @@ None of these changes a value where MATLAB's is defined.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -142,15 +144,44 @@ def sdsp(rgb255: torch.Tensor, resize: str = "matlab") -> torch.Tensor:
 
 
 def vsi(x_dist: torch.Tensor, y_ref: torch.Tensor, resize: str = "matlab") -> torch.Tensor:
-    """VSI of distorted ``x_dist`` vs reference ``y_ref``: float RGB NCHW in [0, 1] -> (N,).
+    """Visual Saliency-induced Index of a distorted image against its reference; higher is better.
 
-    Symmetric in its arguments; 1 for identical images. Grey images (three equal channels) are
-    handled as VSI.m handles an RGB image with equal channels.
+    Symmetric in its arguments. Grey images (three equal channels) are handled as VSI.m handles an
+    RGB image with equal channels.
 
-    ``resize`` selects the ``imresize`` used inside SDSP: ``"matlab"`` (default; MATLAB's
-    antialiased bilinear ``imresize``, what VSI.m does under MATLAB) or ``"octave"`` (bilinear
-    interpolation on a corner-aligned grid without antialiasing, as GNU Octave's image package did
-    in 2020; the widely quoted reference VSI(I01, i01_01_5) = 0.96405 was computed in Octave).
+    Parameters
+    ----------
+    x_dist : torch.Tensor
+        Distorted images, float RGB (N, 3, H, W) in [0, 1], sides >= 8.
+    y_ref : torch.Tensor
+        Reference images, same shape, dtype and device.
+    resize : {"matlab", "octave"}
+        The ``imresize`` used inside SDSP: ``"matlab"`` (default; MATLAB's antialiased bilinear
+        ``imresize``, what VSI.m does under MATLAB) or ``"octave"`` (bilinear on a corner-aligned
+        grid without antialiasing, as GNU Octave's image package did in 2020; the widely quoted
+        reference VSI(I01, i01_01_5) = 0.96405 was computed in Octave).
+
+    Returns
+    -------
+    torch.Tensor
+        Shape (N,), in [0, 1]; 1 for identical images.
+
+    Raises
+    ------
+    ValueError
+        "expected X, got Y" for inputs outside the contract (:func:`~lossarena.metrics.validate_images`).
+
+    References
+    ----------
+    L. Zhang, Y. Shen, H. Li, "VSI: A Visual Saliency-Induced Index for Perceptual Image Quality
+    Assessment", IEEE TIP 23(10):4270-4281, 2014.
+
+    Examples
+    --------
+    >>> import torch
+    >>> y = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    >>> round(float(vsi(y, y)), 6)
+    1.0
     """
     validate_images(x_dist, y_ref, name="vsi", min_size=MIN_SIZE)
     f = auto_downsample_factor(*x_dist.shape[-2:])
@@ -176,7 +207,7 @@ def vsi(x_dist: torch.Tensor, y_ref: torch.Tensor, resize: str = "matlab") -> to
     return safe_div(num, den, sim.flatten(1).mean(1))
 
 
-def _module(reduction: str = "none", **kw):
+def _module(reduction: str = "none", **kw: Any) -> FunctionalMetric:
     return FunctionalMetric(vsi, reduction, **kw)
 
 

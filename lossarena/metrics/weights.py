@@ -36,7 +36,9 @@ import hashlib
 import os
 import sys
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TextIO
 
 from ..errors import MissingWeightsError
 
@@ -150,9 +152,9 @@ def mark_standin(path: Path) -> Path:
     return side
 
 
-def standin_in_use(names=None) -> list[str]:
+def standin_in_use(names: Iterable[str] | None = None) -> list[str]:
     """Backbones among ``names`` (default: all) that are stand-ins right now."""
-    return [n for n in (names or list(BACKBONES)) if backbone_status(n).standin]
+    return [n for n in (list(names) if names else list(BACKBONES)) if backbone_status(n).standin]
 
 
 def warn_standin(name: str) -> None:
@@ -162,7 +164,7 @@ def warn_standin(name: str) -> None:
                       f"({STANDIN_ENV}=1 and a {STANDIN_SUFFIX} sidecar)", StandInWeightsWarning, stacklevel=3)
 
 
-def print_standin_banner(names=None, file=None) -> bool:
+def print_standin_banner(names: Iterable[str] | None = None, file: TextIO | None = None) -> bool:
     """Print the loud stand-in warning on stderr if any of ``names`` is a stand-in; True if printed."""
     used = standin_in_use(names)
     if not used:
