@@ -1,80 +1,137 @@
-"""Training step time per loss relative to MSE (ScaleHyperprior N=128, M=192, batch 8×128×128, CPU).
+"""Training step time per loss and per speed option, on the chosen device, with syncs per step.
 
-Every loss is timed side by side in the same run: rounds interleave the losses so machine load hits
-them alike; the median over rounds is reported with its ratio to MSE, both as wall-clock time and as
-process CPU time (with one thread the CPU time is the robust measure on a shared machine).
+Runs the real training step (:meth:`lossarena.codecs.train._Trainer.step`: ScaleHyperprior, Adam +
+aux Adam, gradient clipping, the on-device non-finite guard) on one fixed uint8 batch. Every loss and
+variant is timed side by side in the same run: rounds interleave them so machine load hits them alike;
+the median over rounds is reported with its ratio to MSE in fp32 eager mode (the previous code's
+setting). On CUDA the device is synchronised only around each timed block of ``--steps`` steps.
 
-    .venv/bin/python benchmarks/codecs_step_time.py [--rounds 5] [--threads 2] [--batch 8] [--patch 128]
+"syncs/step" counts tensor→Python conversions (``item``, ``float``, ``bool``, ``tolist``, ...) in the
+steady state; on CUDA, ``torch.cuda.set_sync_debug_mode("warn")`` additionally counts every real
+host↔device synchronisation ("cuda syncs/step").
+
+    .venv/bin/python benchmarks/codecs_step_time.py --device cpu --patch 128 --losses mse,ms-ssim
+    .venv/bin/python benchmarks/codecs_step_time.py --device cuda --bf16 both --compile both   # a GPU
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+import warnings
 
 import torch
 
+CONVERSIONS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__", "__index__")
 
-def main():
+
+def count_syncs(fn, n: int, device: torch.device) -> tuple[float, float]:
+    """(Python conversions per call, CUDA syncs per call) over ``n`` calls of ``fn``."""
+    calls = []
+    saved = {k: getattr(torch.Tensor, k) for k in CONVERSIONS}
+    for k, orig in saved.items():
+        def wrapped(t, *a, _o=orig, _k=k, **kw):
+            calls.append(_k)
+            return _o(t, *a, **kw)
+        setattr(torch.Tensor, k, wrapped)
+    cuda_syncs = 0
+    try:
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("warn")
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            for _ in range(n):
+                fn()
+            cuda_syncs = sum("synchroniz" in str(x.message) for x in w)
+    finally:
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode(0)
+        for k, orig in saved.items():
+            setattr(torch.Tensor, k, orig)
+    return len(calls) / n, cuda_syncs / n
+
+
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=3, help="steps per timed block")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--patch", type=int, default=128)
+    ap.add_argument("--patch", type=int, default=256)
+    ap.add_argument("--quality", type=int, default=3)
+    ap.add_argument("--bf16", default="off", choices=["off", "on", "both"])
+    ap.add_argument("--compile", default="off", choices=["off", "on", "both"])
+    ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--losses", help="comma-separated (default: every differentiable metric that can run)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from lossarena.codecs.model import build_model, main_and_aux_parameters
-    from lossarena.codecs.train import bpp_from_likelihoods, default_loss_kwargs, make_loss
+    from lossarena.codecs.device import resolve_device
+    from lossarena.codecs.train import Dist, TrainConfig, _Trainer
 
     from lossarena.metrics import list_metrics, weights_present
 
+    dev = resolve_device(args.device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+        torch.backends.cudnn.benchmark = True
     names = args.losses.split(",") if args.losses else [
         s.name for s in list_metrics() if s.differentiable and weights_present(s) and s.name != "psnr"]
     names = ["mse"] + [n for n in names if n != "mse"]
-    torch.manual_seed(0)
-    model = build_model(128, 192).train()
-    main_p, aux_p = main_and_aux_parameters(model)
-    opt = torch.optim.Adam(main_p, lr=1e-5)
-    aux_opt = torch.optim.Adam(aux_p, lr=1e-3)
-    x = torch.rand(args.batch, 3, args.patch, args.patch)
-    losses = {}
+    opts = {"off": [False], "on": [True], "both": [False, True]}
+    variants = [(b, c) for b in opts[args.bf16] for c in opts[args.compile]]
+    g = torch.Generator().manual_seed(0)
+    xb = torch.randint(0, 256, (args.batch, 3, args.patch, args.patch), dtype=torch.uint8, generator=g)
+    if dev.type == "cuda":
+        xb = xb.pin_memory()
+
+    trainers = {}
     for n in names:
-        try:
-            losses[n] = make_loss(n, default_loss_kwargs(n, args.patch))[0]
-        except Exception as e:  # noqa: BLE001
-            print(f"skipped {n}: {e}")
+        for bf16, comp in variants:
+            cfg = TrainConfig(loss=n, lmbda=100.0, data=".", out="/dev/null", quality=args.quality, patch=args.patch,
+                              batch=args.batch, lr=1e-5, device=str(dev), bf16=bf16, compile=comp,
+                              channels_last=args.channels_last, progress=False)
+            try:
+                tr = _Trainer(cfg, Dist(), dev).setup()
+                for _ in range(2):  # warm-up (compilation, cudnn autotuning, lazily built constants)
+                    tr.step(xb)
+                trainers[(n, bf16, comp)] = tr
+            except Exception as e:  # noqa: BLE001 - report and go on with the other losses
+                print(f"skipped {n} bf16={bf16} compile={comp}: {type(e).__name__}: {e}", file=sys.stderr)
+    if ("mse", False, False) not in trainers:
+        print("the MSE fp32 eager baseline failed", file=sys.stderr)
+        return 1
 
-    def step(fn):
-        opt.zero_grad()
-        aux_opt.zero_grad()
-        out = model(x)
-        loss = 100.0 * fn(out["x_hat"], x) + bpp_from_likelihoods(out["likelihoods"], x.numel() // 3)
-        loss.backward()
-        opt.step()
-        model.aux_loss().backward()
-        aux_opt.step()
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
 
-    times = {n: [] for n in losses}
-    cpu = {n: [] for n in losses}
-    for fn in losses.values():  # warm-up
-        step(fn)
+    times = {k: [] for k in trainers}
     for _ in range(args.rounds):
-        for n, fn in losses.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            step(fn)
-            times[n].append(time.perf_counter() - t0)
-            cpu[n].append(time.process_time() - c0)
-    base = statistics.median(times["mse"])
-    cbase = statistics.median(cpu["mse"])
-    print(f"ScaleHyperprior N=128 M=192, batch {args.batch}x{args.patch}x{args.patch}, {args.threads} threads, "
-          f"median of {args.rounds} interleaved rounds")
-    print(f"{'loss':14s} {'wall s':>8s} {'x MSE':>7s} {'CPU s':>8s} {'x MSE':>7s}")
-    for n, ts in times.items():
-        m, c = statistics.median(ts), statistics.median(cpu[n])
-        print(f"{n:14s} {m:8.3f} {m / base:7.2f} {c:8.3f} {c / cbase:7.2f}")
+        for k, tr in trainers.items():
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                tr.step(xb)
+            sync()
+            times[k].append((time.perf_counter() - t0) / args.steps)
+    syncs = {k: count_syncs(lambda tr=tr: tr.step(xb), 2, dev) for k, tr in trainers.items()}
+    base = statistics.median(times[("mse", False, False)])
+    devname = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {args.threads} threads"
+    print(f"ScaleHyperprior quality {args.quality}, batch {args.batch}x{args.patch}x{args.patch} on {dev} "
+          f"({devname}), median of {args.rounds} interleaved rounds x {args.steps} steps"
+          + (", channels_last" if args.channels_last else ""))
+    print(f"{'loss':14s} {'bf16':>5s} {'compile':>7s} {'ms/step':>9s} {'x MSE fp32':>10s} {'syncs/step':>10s} "
+          f"{'cuda syncs/step':>15s}")
+    for (n, bf16, comp), ts in times.items():
+        m = statistics.median(ts)
+        py, cu = syncs[(n, bf16, comp)]
+        print(f"{n:14s} {'on' if bf16 else 'off':>5s} {'on' if comp else 'off':>7s} {m * 1000:9.1f} {m / base:10.2f} "
+              f"{py:10.1f} {cu if dev.type == 'cuda' else float('nan'):15.1f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

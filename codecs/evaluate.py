@@ -8,17 +8,21 @@ missing are left out (one line says so).
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from pathlib import Path
 
 import torch
 
+from lossarena.errors import InputError
+
+log = logging.getLogger(__name__)
+
 BASE_COLUMNS = ["image", "model", "codec", "loss", "lmbda", "level", "step", "bpp", "bpp_est",
                 "seconds_enc", "seconds_dec"]
 
 
-def available_metrics(names: list[str] | None = None, *, log=print) -> list[str]:
+def available_metrics(names: list[str] | None = None, *, log=log.warning) -> list[str]:
     """Registry metrics that can run here (weights present), in registry order."""
     from lossarena.metrics import get_metric, list_metrics, weights_present
 
@@ -45,49 +49,98 @@ def score(x_hat: torch.Tensor, x: torch.Tensor, metrics: list[str], *, warned: s
             row[m] = float("nan")
             if warned is not None and m not in warned:
                 warned.add(m)
-                print(f"warning: metric {m} failed ({e}); NaN in its column", file=sys.stderr)
+                log.warning("metric %s failed (%s); NaN in its column", m, e)
     return row
 
 
-def evaluate(ckpts, images, out_csv, *, metrics: list[str] | None = None, device: str = "cpu",
-             progress: bool = True):
-    """Evaluate checkpoints on a folder (or list) of images; writes and returns the results DataFrame."""
+def evaluate(ckpts, images, out_csv, *, metrics: list[str] | None = None, device: str = "auto",
+             progress: bool = True, resume: bool = False):
+    """Evaluate checkpoints on a folder (or list) of images; appends rows as they come, returns the DataFrame.
+
+    Parameters
+    ----------
+    ckpts : list of str or Path
+        Codec checkpoints of any registered format (:func:`~lossarena.codecs.interface.open_codec`).
+    images : str, Path or list
+        Test images (a folder or files).
+    out_csv : str or Path
+        ``results.csv`` (columns :data:`BASE_COLUMNS` + one per metric). Rows are appended and flushed
+        after every image, so an interrupted run loses at most one row.
+    device : str
+        ``auto|cpu|cuda|cuda:N``: the codec and the metrics run there.
+    resume : bool
+        Keep the rows already in ``out_csv`` (same columns required) and evaluate only the missing
+        (image, model) pairs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Every row of ``out_csv``.
+    """
+    import csv
+
     import pandas as pd
     from lossarena.data.images import list_images, load_image
     from tqdm import tqdm
 
     from .bitstream import Bitstream
-    from .coder import HyperpriorCodec
+    from .device import resolve_device
+    from .interface import open_codec
 
+    dev = resolve_device(device)
     paths = list_images(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
     metric_names = available_metrics(metrics)
-    codecs = [HyperpriorCodec(c, device) for c in ckpts]
-    rows, warned = [], set()
-    bar = tqdm(total=len(paths) * len(codecs), desc="evaluate", disable=not progress, dynamic_ncols=True)
-    for p in paths:
-        x = load_image(p)
-        pixels = x.shape[-2] * x.shape[-1]
-        for c in codecs:
-            t0 = time.perf_counter()
-            data = c.compress(x).to_bytes()
-            t1 = time.perf_counter()
-            x_hat = c.decompress(Bitstream.from_bytes(data))
-            t2 = time.perf_counter()
-            est, _ = c.estimate(x)
-            cfg = c.config
-            row = {"image": p.stem, "model": c.path.stem, "codec": cfg.get("codec", "hyperprior"),
-                   "loss": cfg.get("loss"), "lmbda": cfg.get("lmbda"), "level": cfg.get("level"),
-                   "step": cfg.get("step"), "bpp": len(data) * 8 / pixels, "bpp_est": est,
-                   "seconds_enc": t1 - t0, "seconds_dec": t2 - t1}
-            row.update(score(x_hat, x, metric_names, warned=warned))
-            rows.append(row)
-            bar.update(1)
-    bar.close()
-    df = pd.DataFrame(rows, columns=BASE_COLUMNS + metric_names)
+    columns = BASE_COLUMNS + metric_names
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out_csv, index=False)
-    return df
+    done: set[tuple[str, str]] = set()
+    if resume and out_csv.is_file() and out_csv.stat().st_size > 0:
+        old = pd.read_csv(out_csv, dtype={"image": str, "model": str})
+        if list(old.columns) != columns:
+            raise InputError(f"{out_csv}: cannot resume: its columns ({', '.join(old.columns)}) are not "
+                             f"{', '.join(columns)}")
+        done = set(zip(old["image"], old["model"]))
+    else:
+        with open(out_csv, "w", newline="") as f:
+            csv.writer(f).writerow(columns)
+    warned: set = set()
+    todo = [(c, p) for c in map(Path, ckpts) for p in paths if (p.stem, c.stem) not in done]
+    bar = tqdm(total=len(todo), desc="evaluate", disable=not progress, dynamic_ncols=True)
+    with open(out_csv, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        for ck in dict.fromkeys(c for c, _ in todo):  # one codec in memory at a time
+            codec = open_codec(ck, dev)
+            cfg = codec.config
+            for p in [p for c, p in todo if c == ck]:
+                x = load_image(p)
+                pixels = x.shape[-2] * x.shape[-1]
+                xd = x.to(dev)
+                sync(dev)
+                t0 = time.perf_counter()
+                data = codec.compress(xd).to_bytes()
+                t1 = time.perf_counter()
+                x_hat = codec.decompress(Bitstream.from_bytes(data))
+                t2 = time.perf_counter()
+                est = float(codec.estimate_bpp(xd)[0])
+                row = {"image": p.stem, "model": ck.stem, "codec": cfg.get("codec", codec.codec_id),
+                       "loss": cfg.get("loss"), "lmbda": cfg.get("lmbda"), "level": cfg.get("level"),
+                       "step": cfg.get("step"), "bpp": len(data) * 8 / pixels, "bpp_est": est,
+                       "seconds_enc": t1 - t0, "seconds_dec": t2 - t1}
+                row.update(score(x_hat.to(dev), xd, metric_names, warned=warned))
+                w.writerow(row)
+                f.flush()
+                bar.update(1)
+            del codec
+    bar.close()
+    return pd.read_csv(out_csv, dtype={"image": str, "model": str})
+
+
+def sync(dev) -> None:
+    """Wait for queued GPU work (so a timing measures the call itself); no-op on the CPU."""
+    import torch
+
+    if getattr(dev, "type", str(dev)) == "cuda":
+        torch.cuda.synchronize(dev)
 
 
 def summarize(df):

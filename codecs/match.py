@@ -2,7 +2,10 @@
 
 For every image, every condition (a training loss of the zoo, a classical anchor, any registered
 provider) and every target bpp: the encoding whose real bpp is nearest the target (zoo: the nearest λ;
-anchors: the bisected quality). Writes ``OUT/<content>/<condition>_<target>.png``, the original as
+anchors: the bisected quality; a codec with a continuous rate such as the ROI codec: the bisected rate
+parameter). Zoo checkpoints are ranked by their estimated bpp (one forward pass each) and only the
+nearest two are really encoded; every stimulus's cost (forward passes, encodes, seconds) is in
+``match_details.csv``. Writes ``OUT/<content>/<condition>_<target>.png``, the original as
 ``OUT/<content>/reference.png`` and ``OUT/manifest.csv`` with columns
 ``content,condition,target_bpp,bpp,path`` (+ one column per requested metric; the reference row has
 condition ``reference`` and empty target_bpp, bpp and metric cells). ``OUT/match_details.csv`` records which checkpoint
@@ -13,9 +16,12 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 from lossarena.errors import InputError
+
+log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ["content", "condition", "target_bpp", "bpp", "path"]
 
@@ -34,7 +40,7 @@ def parse_targets(s) -> list[float]:
 
 
 def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",), losses=None,
-                metrics=("psnr",), device: str = "cpu", progress: bool = True) -> Path:
+                metrics=("psnr",), device: str = "auto", progress: bool = True) -> Path:
     """Write rate-matched stimuli and ``manifest.csv`` into ``out``; returns the manifest path."""
     from lossarena.data.images import list_images, load_image, save_image
     from tqdm import tqdm
@@ -62,6 +68,7 @@ def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",)
     bar = tqdm(total=len(paths) * len(conditions) * len(targets), desc="match", disable=not progress,
                dynamic_ncols=True)
     contents = set()
+    cost: dict = {}
     for p in paths:
         content = p.stem
         if content in contents:
@@ -81,10 +88,14 @@ def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",)
                        "path": rel}
                 row.update(score(enc.x_hat.clamp(0, 1), x, metric_names, warned=warned))
                 rows.append(row)
+                for k, v in (enc.meta.get("cost") or {}).items():
+                    cost[k] = cost.get(k, 0) + v
                 details.append({"content": content, "condition": c.name, "target_bpp": t,
                                 "bpp": round(enc.bpp, 6), "details": json.dumps(enc.meta, sort_keys=True)})
                 bar.update(1)
     bar.close()
+    if cost:
+        log.info("rate matching cost: %s", ", ".join(f"{k} {v:g}" for k, v in cost.items()))
     manifest = out / "manifest.csv"
     with open(manifest, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS + metric_names)
