@@ -128,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--screening-out", default=None, help="also write the per-batch screening table (CSV)")
     p.add_argument("--report", default=None, help="also write an HTML report (JND plots with CIs) into this folder")
+    p.add_argument("--bitrates", default=None, help="content,condition,bpp CSV: tie each (content, codec) to the RD "
+                   "curve jnd = alpha*exp(-beta*bpp) (AIC-3's model) instead of free values")
+    p.add_argument("--rd-levels", action="append", default=[], metavar="CODEC",
+                   help="tie CODEC's images to alpha*exp(beta*level): only for a ladder equally spaced in bitrate")
 
     p = sub.add_parser("convert", help="read a foreign format and write canonical votes.csv")
     p.add_argument("votes", nargs="?", help="input file or folder")
@@ -148,7 +152,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _jnd(args, quiet: bool) -> int:
-    from .jnd import fit_jnd, read_responses, write_jnd
+    import numpy as np
+    import pandas as pd
+
+    from .jnd import fit_jnd, level_rates, read_responses, write_jnd
 
     t = args.trap_min.strip().lower()
     trap_min: float | str | None
@@ -160,8 +167,21 @@ def _jnd(args, quiet: bool) -> int:
         except ValueError:
             raise InputError(f"--trap-min: expected a number, 'otsu' or 'none', got '{args.trap_min}'") from None
     resp = read_responses(args.responses, experiment=args.experiment)
+    rates = level_rates(resp, args.rd_levels) if args.rd_levels else {}
+    if args.bitrates:
+        from lossarena.data import schemas
+
+        br = schemas.read_table(args.bitrates)
+        for c in ("content", "condition", "bpp"):
+            if c not in br.columns:
+                raise InputError(f"{args.bitrates}: missing column {c}")
+        bpp = pd.to_numeric(br["bpp"], errors="coerce")
+        if bpp.isna().any():
+            i = int(np.flatnonzero(bpp.isna().to_numpy())[0])
+            raise InputError(f"{args.bitrates}: line {br['_line'].iloc[i]}: field 'bpp' is not a number")
+        rates.update({(c, k): float(b) for c, k, b in zip(br["content"], br["condition"], bpp)})
     fit = fit_jnd(resp, trap_min=trap_min, boost_groups=args.boost_groups, quadratic=not args.linear_boost,
-                  bootstrap=args.bootstrap, seed=args.seed, progress=not quiet)
+                  bootstrap=args.bootstrap, seed=args.seed, rates=rates or None, progress=not quiet)
     main_path, side = write_jnd(fit, args.out)
     if args.screening_out:
         Path(args.screening_out).parent.mkdir(parents=True, exist_ok=True)

@@ -506,6 +506,86 @@ def _minimise(obj, theta0, n_a, n_b, bounds, tol=1e-7, max_iter=3000):
     return res
 
 
+class _RDObjective:
+    """The objective with the images of some (content, codec) curves tied to ``x = exp(a - b * rate)``.
+
+    That is the rate-distortion model ``d(r) = alpha * exp(-beta * r)`` (``a = log alpha``, ``b = beta``)
+    of the AIC-3 reconstruction; ``rate`` is the bitrate (or, as a stand-in, minus the distortion level
+    for a ladder equally spaced in bitrate). Parameters: the free images' ``x``, the boosting
+    polynomials, then ``(a, b)`` per curve.
+    """
+
+    def __init__(self, obj: _Objective, curve: np.ndarray, rate: np.ndarray):
+        self.obj = obj
+        self.n, self.G = obj.n, obj.G
+        self.curve, self.rate = curve, rate  # per item: curve index (-1 = free) and rate
+        self.free = np.flatnonzero(curve < 0)
+        self.tied = np.flatnonzero(curve >= 0)
+        self.C = int(curve.max()) + 1 if self.tied.size else 0
+
+    def full(self, th):
+        nf, G, C = self.free.size, self.G, self.C
+        x = np.empty(self.n)
+        x[self.free] = th[:nf]
+        a, b = th[nf + 2 * G: nf + 2 * G + C], th[nf + 2 * G + C:]
+        c = self.curve[self.tied]
+        x[self.tied] = np.exp(a[c] - b[c] * self.rate[self.tied])
+        return np.concatenate([x, th[nf: nf + 2 * G]]), x
+
+    def __call__(self, th, n_a, n_b):
+        full, x = self.full(th)
+        f, g = self.obj(full, n_a, n_b)
+        nf, G, C = self.free.size, self.G, self.C
+        out = np.empty_like(th)
+        out[:nf] = g[self.free]
+        out[nf: nf + 2 * G] = g[self.n:]
+        c = self.curve[self.tied]
+        gx = g[self.tied] * x[self.tied]
+        out[nf + 2 * G: nf + 2 * G + C] = np.bincount(c, weights=gx, minlength=C)
+        out[nf + 2 * G + C:] = np.bincount(c, weights=-gx * self.rate[self.tied], minlength=C)
+        return f, out
+
+    def reduce(self, full_theta, bounds):
+        """Start values and bounds of the reduced problem from a free fit."""
+        x = np.clip(full_theta[: self.n], 1e-3, None)
+        ab = np.zeros((self.C, 2))
+        for k in range(self.C):
+            i = self.tied[self.curve[self.tied] == k]
+            r = self.rate[i]
+            if np.ptp(r) > 0:
+                slope, icpt = np.polyfit(r, np.log(x[i]), 1)
+                ab[k] = icpt, -slope
+            else:
+                ab[k] = np.log(x[i]).mean(), 0.0
+        th = np.concatenate([full_theta[self.free], full_theta[self.n:], ab[:, 0], ab[:, 1]])
+        bd = ([bounds[i] for i in self.free] + list(bounds[self.n:]) + [(-12.0, np.log(_X_MAX))] * self.C
+              + [(None, None)] * self.C)
+        return th, bd
+
+
+def _curves(prob: _Problem, rates) -> tuple[np.ndarray, np.ndarray, list]:
+    """Curve index per item (-1: free) and its rate, from ``rates``: (content, condition) -> rate."""
+    it = prob.items
+    r = np.array([rates.get((c, k), np.nan) for c, k in zip(it["content"], it["condition"])], dtype=float)
+    keys = list(zip(it["content"], it["codec"]))
+    cur = np.full(len(it), -1)
+    names: list = []
+    for i, (key, ri) in enumerate(zip(keys, r)):
+        if np.isfinite(ri):
+            if key not in names:
+                names.append(key)
+            cur[i] = names.index(key)
+    # a curve needs 2 images with different rates
+    for k in range(len(names)):
+        sel = cur == k
+        if sel.sum() < 2 or np.ptp(r[sel]) == 0:
+            cur[sel] = -1
+    used = sorted(set(cur[cur >= 0]))
+    remap = {old: new for new, old in enumerate(used)}
+    cur = np.array([remap.get(c, -1) for c in cur])
+    return cur, np.nan_to_num(r), [names[u] for u in used]
+
+
 @dataclass
 class JNDFit:
     """Result of :func:`fit_jnd`."""
@@ -538,7 +618,7 @@ def _group_table(prob: _Problem, g1, g2, boost_groups) -> pd.DataFrame:
 @single_thread
 def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "auto",
             quadratic: bool = True, bootstrap: int = 200, seed: int = 0, alpha: float = 0.05,
-            with_reference: bool = True, progress: bool = False) -> JNDFit:
+            with_reference: bool = True, rates=None, progress: bool = False) -> JNDFit:
     """Reconstruct the JND scale from plain and boosted triplet responses (joint maximum likelihood).
 
     Parameters
@@ -555,6 +635,12 @@ def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "au
         shared by all (the fit warns about groups that still have none).
     with_reference : bool
         Keep (default) the triplets in which the reference itself is one of the two test images.
+    rates : dict or pandas.DataFrame, optional
+        Rate-distortion curves: ``{(content, condition): rate}`` (or a frame with ``content, condition,
+        rate``). The images of every (content, codec) with at least two rates are tied to
+        ``jnd = alpha * exp(-beta * rate)`` (AIC-3's RD model, ``alpha, beta`` fitted per curve) instead
+        of one free value each. ``rate`` is the bitrate; :func:`level_rates` gives minus the distortion
+        level, a stand-in for a ladder equally spaced in bitrate.
     quadratic : bool
         ``False`` fits a linear boosting ``h(x) = g1 x``.
     bootstrap : int
@@ -591,10 +677,25 @@ def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "au
     bounds = _bounds(prob, quadratic)
     theta0 = _init(prob)
     res = _minimise(obj, theta0, prob.n_a, prob.n_b, bounds)
+    fobj, fbounds, rd = obj, bounds, None
+    curve_names: list = []
+
+    def to_full(th):
+        return th if rd is None else rd.full(th)[0]
+
+    if rates is not None:
+        if isinstance(rates, pd.DataFrame):
+            rates = {(c, k): float(r) for c, k, r in zip(rates["content"], rates["condition"], rates["rate"])}
+        cur, rate, curve_names = _curves(prob, rates)
+        if curve_names:
+            rd = _RDObjective(obj, cur, rate)
+            th0, fbounds = rd.reduce(res.x, bounds)
+            fobj = rd
+            res = _minimise(rd, th0, prob.n_a, prob.n_b, fbounds)
     if not res.success:
         log.warning("JND fit: optimiser stopped: %s", res.message)
     theta = res.x
-    x, g1, g2 = obj.values(theta)
+    x, g1, g2 = obj.values(to_full(theta))
     gt = _group_table(prob, g1, g2, boost_groups)
     nodata = gt["n_plain"] == 0
     if nodata.any():
@@ -619,8 +720,8 @@ def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "au
             wr = w[prob.part_index]
             n_a = np.bincount(prob.row_index, weights=wr * na_p, minlength=R)
             n_b = np.bincount(prob.row_index, weights=wr * nb_p, minlength=R)
-            rb = _minimise(obj, theta, n_a, n_b, bounds, tol=1e-6)
-            samples[b] = rb.x[: len(x)]
+            rb = _minimise(fobj, theta, n_a, n_b, fbounds, tol=1e-6)
+            samples[b] = to_full(rb.x)[: len(x)]
         lo, hi = np.quantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
     it = prob.items
     grp = it["group"].to_numpy()
@@ -639,7 +740,7 @@ def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "au
             "participants": len(prob.participants), "batches": int(len(scr.batches)),
             "batches_dropped": int((~scr.batches["kept"]).sum()), "trap_threshold": scr.threshold,
             "skipped": int(responses.attrs.get("skipped", 0)), "bootstrap": bootstrap, "seed": seed,
-            "boost_groups": boost_groups, "quadratic": quadratic}
+            "boost_groups": boost_groups, "quadratic": quadratic, "rd_curves": curve_names}
     return JNDFit(scale, gt, scr, info, samples)
 
 
@@ -834,3 +935,19 @@ def write_jnd_report(scale: pd.DataFrame, out_dir, fit: JNDFit | None = None, ti
     index = out_dir / "index.html"
     write_page(index, title or "JND scale", parts)
     return index
+
+
+def level_rates(responses: pd.DataFrame, codecs) -> dict:
+    """Stand-in rates for :func:`fit_jnd`'s RD curves: ``-level`` for every image of the given codecs.
+
+    Use only for a ladder whose levels are equally spaced in bitrate (then ``alpha * exp(-beta * r)``
+    is exponential in the level); give real bitrates otherwise.
+    """
+    codecs = set(codecs)
+    out = {}
+    for col in ("condition_a", "condition_b"):
+        for c, k in zip(responses["content"], responses[col]):
+            codec, lvl = split_condition(k)
+            if codec in codecs and np.isfinite(lvl):
+                out[(c, k)] = -lvl
+    return out

@@ -219,3 +219,28 @@ def test_reproduces_published_jnd_on_shared_conditions():
     assert np.corrcoef(ai["jnd"], ai["jnd_pub"])[0, 1] >= 0.96
     inside = ((j["jnd_pub"] >= j["ci_low"]) & (j["jnd_pub"] <= j["ci_high"])).mean()
     assert inside >= 0.25
+
+
+def test_rd_curve_ties_a_codec_to_an_exponential():
+    """rates= ties the images of a (content, codec) to alpha * exp(-beta * rate); data drawn from such a
+    curve give back its alpha and beta."""
+    rng = np.random.default_rng(5)
+    levels = np.arange(1, 7)
+    truth = {("c", f"A_{lv:02d}"): 0.1 * np.exp(0.5 * lv) for lv in levels}  # rate = -level, beta = 0.5
+    conds = ["reference"] + [k for _, k in truth]
+    rows = []
+    for obs in range(60):
+        for i, a in enumerate(conds):
+            for b in conds[i + 1:]:
+                p = stats.norm.cdf(jnd.Z75 * (truth.get(("c", a), 0.0) - truth.get(("c", b), 0.0)))
+                rows.append((f"o{obs}", "c", a, b, False, float(rng.random() < p)))
+    df = pd.DataFrame(rows, columns=["participant", "content", "condition_a", "condition_b", "boosted", "y"])
+    df = df.assign(batch=df["participant"], is_trap=False, is_bias=False)
+    fit = jnd.fit_jnd(df, trap_min=None, bootstrap=0, rates=jnd.level_rates(df, ["A"]))
+    x = fit.scale.set_index("condition")["jnd"]
+    ratio = x.iloc[1:].to_numpy() / x.iloc[:-1].to_numpy()
+    assert np.ptp(ratio) < 1e-6  # exactly exponential in the level
+    assert ratio[0] == pytest.approx(np.exp(0.5), rel=0.15)
+    assert fit.info["rd_curves"] == [("c", "A")]
+    want = pd.Series({k: v for (_, k), v in truth.items()})
+    assert (x - want.reindex(x.index)).abs().max() < 0.25  # 60 answers per pair: ~0.15 JND noise
