@@ -83,7 +83,7 @@ def evaluate(ckpts, images, out_csv, *, metrics: list[str] | None = None, device
     from lossarena.data.images import list_images, load_image
     from tqdm import tqdm
 
-    from .bitstream import Bitstream
+    from .bitstream import Bitstream, Limits
     from .device import resolve_device
     from .interface import open_codec
 
@@ -119,7 +119,9 @@ def evaluate(ckpts, images, out_csv, *, metrics: list[str] | None = None, device
                 t0 = time.perf_counter()
                 data = codec.compress(xd).to_bytes()
                 t1 = time.perf_counter()
-                x_hat = codec.decompress(Bitstream.from_bytes(data))
+                # our own stream: the hostile-file size limits (docs/security.md) must not refuse a big image
+                own = Limits(max_width=x.shape[-1], max_height=x.shape[-2], max_pixels=pixels)
+                x_hat = codec.decompress(Bitstream.from_bytes(data, limits=own))
                 t2 = time.perf_counter()
                 est = float(codec.estimate_bpp(xd)[0])
                 row = {"image": p.stem, "model": ck.stem, "codec": cfg.get("codec", codec.codec_id),
