@@ -73,7 +73,13 @@ def main(argv=None) -> int:
 
     from lossarena.metrics import list_metrics, weights_present
 
-    dev = resolve_device(args.device)
+    from lossarena.errors import InputError
+
+    try:
+        dev = resolve_device(args.device)
+    except InputError as e:
+        print(f"codecs_step_time: {e}", file=sys.stderr)
+        return 2
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
         torch.backends.cudnn.benchmark = True
