@@ -71,9 +71,8 @@ def main(argv=None) -> int:
     from lossarena.codecs.device import resolve_device
     from lossarena.codecs.train import Dist, TrainConfig, _Trainer
 
-    from lossarena.metrics import list_metrics, weights_present
-
     from lossarena.errors import InputError
+    from lossarena.metrics import list_metrics, weights_present
 
     try:
         dev = resolve_device(args.device)
