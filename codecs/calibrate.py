@@ -84,12 +84,12 @@ def rd_points_zoo(ckpts, images, metrics):
     import pandas as pd
     from lossarena.data.images import load_image
 
-    from .coder import HyperpriorCodec
+    from .interface import open_codec
 
     fns = _losses(metrics)
     rows = []
     for ck in ckpts:
-        codec = HyperpriorCodec(ck)
+        codec = open_codec(ck, "cpu")
         for p in images:
             x = load_image(p)
             bs = codec.compress(x)
