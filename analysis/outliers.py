@@ -39,7 +39,7 @@ from lossarena.errors import InputError
 
 from ._threads import single_thread
 from .thurstone import SIGMA, fit_thurstone
-from .votes import encode_votes, ensure_votes
+from .votes import encode_votes, ensure_votes, vote_weights
 
 CRITERIA = ("either", "both", "zeta", "likelihood")
 OUTLIER_COLUMNS = ["participant", "circular_triads", "zeta", "likelihood_score", "is_outlier"]
@@ -134,7 +134,8 @@ def score_outliers(
     complete_all = np.ones(P, dtype=bool)
     ll_sum = np.zeros(P)
     ll_n = np.zeros(P)
-    n_votes = votes.groupby("participant").size().reindex(participants).to_numpy()
+    n_votes = pd.Series(vote_weights(votes)).groupby(votes["participant"].to_numpy()).sum().reindex(
+        participants).to_numpy().round().astype(np.int64)  # rows weighted by `count`
 
     groups = list(votes.groupby(blocks, sort=True))
     it = groups

@@ -28,7 +28,7 @@ from lossarena.html import figure, write_page
 from .matrices import overall_winning_frequency, pairwise_tests, preference_matrices, winning_frequency
 from .outliers import filter_votes, score_outliers, write_outliers
 from .scaling import scale_votes
-from .votes import ensure_votes
+from .votes import ensure_votes, n_judgments
 
 
 def _slug(parts) -> str:
@@ -451,12 +451,13 @@ def _summary(run: _Run, source: str, outl: pd.DataFrame, n_blocks: int, other: s
         notes.append("Rows dropped by the reader: " + ", ".join(f"{k} {v}" for k, v in dropped.items()) + ".")
     notes.append(
         f"Outliers removed: {int(outl['is_outlier'].sum())} of {len(outl)} participants "
-        f"({len(votes) - len(run.used)} votes)." if o.remove_outliers else "Outliers were flagged but not removed."
+        f"({n_judgments(votes) - n_judgments(run.used)} votes)." if o.remove_outliers
+        else "Outliers were flagged but not removed."
     )
     files = ["outliers.csv", "outliers_details.csv", "winning_frequency.csv", "winning_frequency_overall.csv",
              f"scores_{o.method}.csv", f"scores_{other}.csv", "pairwise_tests.csv", "preference_matrices.csv"]
     return [
-        f"<p>Source <code>{e(source)}</code>. {len(votes)} votes, {votes['participant'].nunique()} participants, "
+        f"<p>Source <code>{e(source)}</code>. {n_judgments(votes)} votes, {votes['participant'].nunique()} participants, "
         f"{votes['content'].nunique()} contents, {n_blocks} blocks ({' × '.join(run.blocks)}), "
         f"{n_cond} conditions. Ties count ½ for each side.</p>",
         "<p class='note'>" + "<br>".join(notes) + "</p>",
