@@ -19,6 +19,12 @@ from the installed ``lpips`` / ``DISTS_pytorch`` wheels): those rows are labelle
 
     .venv/bin/python benchmarks/metrics_speed.py [--standin] [--repeats 5] [--metrics fsim vsi]
         [--out benchmarks/RESULTS_metrics.md]
+
+``--before REV`` compares the metric package of git revision REV with the working tree instead of
+piq, side by side in one process: ``lossarena/{errors,registry,paths}.py`` and
+``lossarena/metrics/`` of REV are extracted into a temporary package ``lossarena_before``, both
+versions' ``module()`` are timed interleaved on the same inputs (weight-free metrics), and a section
+is appended to ``--out``.
 """
 
 from __future__ import annotations
@@ -188,6 +194,75 @@ def bench_pair(ours, theirs, x, y, repeats: int, warmup: int) -> dict:
     return res
 
 
+def load_before(rev: str) -> object:
+    """The ``lossarena.metrics`` package of git revision ``rev``, importable as ``lossarena_before.metrics``."""
+    import importlib
+    import subprocess
+
+    tmp = Path(tempfile.mkdtemp(prefix="lossarena-before-"))
+    pkg = tmp / "lossarena_before"
+    files = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "-r", "--name-only", rev, "lossarena/"],
+                           check=True, capture_output=True, text=True).stdout.split()
+    for f in files:
+        if not f.endswith(".py") or not (f.startswith("lossarena/metrics/") or f.count("/") == 1):
+            continue
+        dest = pkg / f[len("lossarena/"):]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{f}"], check=True,
+                                        capture_output=True).stdout)
+    (pkg / "__init__.py").write_text("")  # the old top-level __init__ may import the CLI
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module("lossarena_before.metrics")
+
+
+def compare_before(args, x, y, what: str) -> int:
+    """Old (``--before REV``) vs current metric code, interleaved; appends a section to ``--out``."""
+    import subprocess
+
+    from lossarena.metrics import get_metric
+
+    old = load_before(args.before)
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.before], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    names = args.metrics or ["mse", "psnr", "ssim", "ms-ssim", "gmsd", "nlpd", "fsim", "vsi"]
+    rows = []
+    for name in names:
+        before = old.get_metric(name).module()
+        after = get_metric(name).module()
+        print(f"{name} ...", end=" ", flush=True)
+        r = bench_pair(after.forward, before.forward, x, y, args.repeats, args.warmup)
+        diff = float((r["v_o"] - r["v_p"]).abs().max())
+        rows.append((name, r["wall_p"], r["wall_o"], r["wall_o"] / r["wall_p"], r["cpu_p"], r["cpu_o"],
+                     r["cpu_o"] / r["cpu_p"], diff))
+        print(f"before {r['wall_p']:.1f} ms, after {r['wall_o']:.1f} ms")
+    lines = ["| metric | before ms | after ms | after/before | before CPU ms | after CPU ms | after/before (CPU) "
+             "| max abs value diff |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, wb, wa, ratio, cb, ca, ratio_c, diff in rows:
+        lines.append(f"| {name} | {wb:.1f} | {wa:.1f} | {ratio:.2f} | {cb:.1f} | {ca:.1f} | {ratio_c:.2f} "
+                     f"| {diff:.2e} |")
+    table = "\n".join(lines)
+    print("\n" + table)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    section = [
+        "",
+        f"## Before/after: metric code of {rev} vs the working tree, "
+        f"{dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        "",
+        f"- input: {what}; batch {args.batch}x3x{args.size}x{args.size}, float32, CPU, {args.threads} threads, "
+        f"load average at the end " + (f"{load[0]:.1f}" if load else "n/a"),
+        f"- timing: forward + backward, {args.warmup} warm-up, median of {args.repeats}, before and after "
+        "interleaved in one process",
+        f"- command: `nice .venv/bin/python benchmarks/metrics_speed.py --before {args.before}`",
+        "",
+        table,
+        "",
+    ]
+    out = Path(args.out)
+    out.write_text((out.read_text() if out.exists() else "") + "\n".join(section))
+    print(f"\nappended to {args.out}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=4)
@@ -199,6 +274,7 @@ def main(argv=None) -> int:
     ap.add_argument("--metrics", nargs="*", help="subset of metric names (default: all registered)")
     ap.add_argument("--standin", action="store_true", help=f"seeded stand-in backbones ({STANDIN_NOTE})")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS_metrics.md"))
+    ap.add_argument("--before", metavar="REV", help="compare with the metric code of git revision REV instead of piq")
     args = ap.parse_args(argv)
 
     warnings.filterwarnings("ignore")
@@ -209,8 +285,10 @@ def main(argv=None) -> int:
 
     from lossarena.metrics import list_metrics, weights_present
 
-    piq_map = piq_counterparts()
     x, y, what = make_inputs(args.batch, args.size, args.seed)
+    if args.before:
+        return compare_before(args, x, y, what)
+    piq_map = piq_counterparts()
     rows, skipped = [], []
     specs = [s for s in list_metrics() if not args.metrics or s.name in args.metrics]
     # the light metrics first: the deep ones leave large networks and allocations behind
