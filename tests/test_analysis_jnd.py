@@ -218,7 +218,7 @@ def test_reproduces_published_jnd_on_shared_conditions():
     ai = j[j["condition"].str.startswith("JPEG-AI")]
     assert np.corrcoef(ai["jnd"], ai["jnd_pub"])[0, 1] >= 0.96
     inside = ((j["jnd_pub"] >= j["ci_low"]) & (j["jnd_pub"] <= j["ci_high"])).mean()
-    assert inside >= 0.25
+    assert inside >= 0.45  # 0.50 with these 20 replicates, 0.67 with 200 (benchmarks/jnd_validation.py)
 
 
 def test_rd_curve_ties_a_codec_to_an_exponential():
