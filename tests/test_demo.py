@@ -1,7 +1,8 @@
 """The reduced demo end to end: every stage runs, the page links real, finite results, and it renders.
 
 Runs ``lossarena demo --scale small`` (the same code path as ``make demo``, fewer steps) on two
-256×256 crops so that it fits the test budget; the Chromium screenshot of ``index.html`` must not be blank.
+256×256 Kodak crops (evaluation images; the fine-tunes train on the bundled non-Kodak photographs) so
+that it fits the test budget; the Chromium screenshot of ``index.html`` must not be blank.
 """
 
 from __future__ import annotations
@@ -15,21 +16,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import require_service
+from lossarena.pipeline.demo import main as demo_main
 from PIL import Image
 
-from lossarena.pipeline.demo import main as demo_main
+from lossarena.paths import require_shared
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("metrics", "zoo", "roi", "stimuli", "study", "analysis", "benchmark")
+STAGES = ("metrics", "zoo", "roi", "stimuli", "study", "analysis", "benchmark", "plan")
 
 
 def _images(folder: Path) -> Path:
-    import skimage.data
-
+    kodak = require_shared("images", "kodak24")
     folder.mkdir(parents=True)
-    for name in ("astronaut", "coffee"):
-        a = getattr(skimage.data, name)()[:, :, :3]
+    for name in ("kodim05", "kodim23"):
+        a = np.asarray(Image.open(kodak / f"{name}.png").convert("RGB"))
         h, w = a.shape[:2]
         y, x = (h - 256) // 2, (w - 256) // 2
         Image.fromarray(np.ascontiguousarray(a[y:y + 256, x:x + 256])).save(folder / f"{name}.png")
