@@ -31,6 +31,8 @@ TINY = {
     "lambdas": [40, 30, 20, 14, 10, 6],
     "alpha_train": {"min": 0.5, "max": 4.0, "p_off": 0.2},
     "stage1": {"steps": 40}, "stage2": {"steps": 4, "d_width": 16}, "rate_warmup": 15,
+    # no LPIPS backbone in tests: the substitute is named explicitly (the default refuses, exit 3)
+    "distortion": {"perceptual_substitute": "ms-ssim:scales=3"},
 }
 
 
@@ -52,18 +54,36 @@ def trained(tmp_path_factory):
     for p in demo_images(4)[0]:  # four 256-px crops keep data loading and saliency cheap
         save_image(load_image(p)[:, :, :256, :256], data / p.name)
     torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        final = RT.train_roi(TINY, out, data=data, progress=False)
+    steps: list[str] = []  # which optimizer steps, in order (G = codec, aux = quantiles, D = discriminator)
+    adam_step = torch.optim.Adam.step
+
+    def recording_step(opt, *a, **k):
+        n = sum(len(g["params"]) for g in opt.param_groups)
+        steps.append("D" if opt.param_groups[0]["betas"] == (0.5, 0.999) else ("aux" if n == 1 else "G"))
+        return adam_step(opt, *a, **k)
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TORCH_HOME", str(out / "no-backbones"))  # deterministic: LPIPS absent, substitute used
+    mp.setattr(torch.optim.Adam, "step", recording_step)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            final = RT.train_roi(TINY, out, data=data, progress=False)
+    finally:
+        mp.undo()
     img = out / "img.png"
     save_image(_image(), img)
-    return {"dir": out, "ckpt": final, "stage1": out / "roi_stage1.pt", "img": img}
+    return {"dir": out, "ckpt": final, "stage1": out / "roi_stage1.pt", "img": img, "steps": steps}
 
 
 def test_checkpoint_is_self_describing(trained):
     obj = CK.read_checkpoint(trained["ckpt"])
     assert obj["codec"] == "roi" and obj["stage"] == 2 and obj["step"] == 4
-    assert obj["arch"] == {"N": 16, "M": 16, "K": 3, "n_rates": 6, "protected": 4, "attn_blocks": 1, "alpha": 1.5}
+    assert obj["arch"] == {"N": 16, "M": 16, "K": 3, "n_rates": 6, "protected": 4, "attn_blocks": 1, "alpha": 1.5,
+                           "gain_interp": "exp"}
+    # the substitution of the LPIPS term is explicit and recorded, never silent
+    assert obj["loss"]["perceptual_requested"] == "lpips-alex"
+    assert obj["loss"]["perceptual_used"] == "ms-ssim:scales=3" and obj["loss"]["perceptual_substituted"] is True
     assert obj["lambdas"] == [40, 30, 20, 14, 10, 6]
     assert obj["config"]["stage1"]["steps"] == 40 and obj["config"]["saliency"] == "spectral"
     assert "discriminator" in obj and "total" in obj["loss"]
@@ -102,11 +122,63 @@ def test_rate_control_monotone(trained):
     rates = [0, 0.5, 1, 2, 2.5, 3, 4, 4.5, 5]  # the six trained points and interpolations
     sizes = [len(codec.compress(x, r, rm2d=rm).to_bytes()) for r in rates]
     assert all(b > a for a, b in zip(sizes, sizes[1:])), sizes
-    # interpolated gains keep v ⊙ v' between its neighbours' products (exponential interpolation)
+
+
+def _applied_gains(model, x, rate):
+    """The gains the network *applies*, measured from its tensors (ROI scaling off, α = ∞):
+    encoder ``v = ȳ / g_a(x)``, decoder ``v' = (ŷ ⊙ v') / ŷ`` (the decoder's input over the symbols)."""
+    with torch.no_grad():
+        y = model.g_a(x)
+        ys = model.encode_latents(x, None, math.inf, rate)
+        res = model(x, None, rate=rate, alpha=math.inf)
+    v = (ys * y).sum(dim=(0, 2, 3)) / (y * y).sum(dim=(0, 2, 3))  # least squares: exact when ȳ = v·y
+    nz = res["y_hat"] != 0
+    ratio = torch.where(nz, res["y_dec"] / torch.where(nz, res["y_hat"], torch.ones_like(res["y_hat"])),
+                        torch.nan)
+    v_inv = ratio.nanmean(dim=(0, 2, 3))
+    return v.double(), v_inv.double(), nz.any(dim=0).any(dim=-1).any(dim=-1)
+
+
+def test_gain_product_is_constant_on_trained_checkpoint(trained):
+    """Seed 002 Eq. 10: v_r ⊙ v'_r = C for the trained rates and every interpolated one, on the gains the
+    encoder and decoder actually apply (max relative deviation ≤ 1e-5); C itself was learned."""
+    codec = RC.get_codec(trained["ckpt"])
     m = codec.model
-    prod = [(m.gain(r) * m.inv_gain(r)).flatten() for r in (2.0, 2.5, 3.0)]
-    lo, hi = torch.minimum(prod[0], prod[2]), torch.maximum(prod[0], prod[2])
-    assert bool(((prod[1] >= lo * (1 - 1e-5)) & (prod[1] <= hi * (1 + 1e-5))).all())
+    x = pad_image(load_image(trained["img"])[:, :, :64, :128])
+    c = m.gain_product().detach().double()
+    assert float((c - 1).abs().max()) > 1e-4  # trained away from its initial value: a real test of the rule
+    worst = 0.0
+    for r in torch.linspace(0, m.n_rates - 1, 26).tolist():
+        v, v_inv, seen = _applied_gains(m, x, r)
+        assert int(seen.sum()) >= m.M // 2, "too few non-zero symbols to measure v'"
+        dev = ((v * v_inv)[seen] / c[seen] - 1).abs().max()
+        worst = max(worst, float(dev))
+        table = (m.gain(r) * m.inv_gain(r)).flatten().double()
+        worst = max(worst, float((table.detach() / c - 1).abs().max()))
+    assert worst <= 1e-5, worst
+
+
+def test_gain_interpolation_rules():
+    """Exponential (default, Cui et al.): v_{s+l} = v_s^(1-l) v_{s+1}^l; linear (the seed's text):
+    (1-l) v_s + l v_{s+1}; both keep v ⊙ v' = C; rate indices clamp to [0, n-1]."""
+    from lossarena.codecs.roi.model import RoiNetwork
+
+    torch.manual_seed(0)
+    for interp in ("exp", "linear"):
+        m = RoiNetwork(N=8, M=8, n_rates=4, protected=2, attn_blocks=1, gain_interp=interp)
+        with torch.no_grad():
+            m.log_gain.add_(0.3 * torch.randn_like(m.log_gain))
+            m.log_gain_product.add_(0.2 * torch.randn_like(m.log_gain_product))
+        g1, g2, gm = m.gain(1.0).flatten(), m.gain(2.0).flatten(), m.gain(1.25).flatten()
+        want = g1 ** 0.75 * g2 ** 0.25 if interp == "exp" else 0.75 * g1 + 0.25 * g2
+        assert torch.allclose(gm, want, rtol=1e-6), interp
+        assert torch.allclose(m.gain(torch.tensor([1.0, 3.0]))[1].flatten(), m.log_gain[3].exp(), rtol=1e-6)
+        assert torch.equal(m.gain(7.0), m.gain(3.0))
+        for r in (0.0, 0.3, 1.25, 2.999, 3.0):
+            prod = (m.gain(r) * m.inv_gain(r)).flatten()
+            assert torch.allclose(prod, m.gain_product(), rtol=1e-6), (interp, r)
+    with pytest.raises(ValueError, match="gain_interp"):
+        RoiNetwork(N=8, M=8, protected=2, gain_interp="cubic")
 
 
 def test_roi_bit_allocation(trained):
@@ -185,16 +257,70 @@ def test_cli_round_trip_with_user_mask_and_evaluate(trained, tmp_path, capsys):
 
 
 def test_discriminator_score(trained):
+    """The score is −log σ(D(x̂ | c)) averaged over the patch map (hand-checked from the discriminator
+    itself), weights select patches, and a stage-1 checkpoint has no discriminator."""
+    codec = RC.get_codec(trained["ckpt"])
     x = load_image(trained["img"])[:, :, :64, :128]
     noisy = (x + 0.2 * torch.randn_like(x)).clamp(0, 1)
     s = RC.discriminator_score(trained["ckpt"], torch.cat([x, x]), torch.cat([x, noisy]))
-    assert s.shape == (2,) and bool(torch.isfinite(s).all()) and bool((s > 0).all())
+    with torch.no_grad():
+        res = codec.model(x, F.avg_pool2d(codec.rm2d(x), 16, 16), rate=2.5)
+        logits = codec.discriminator()(noisy, res["y_dec"])
+    lmap = F.interpolate(F.softplus(-logits), size=(64, 128), mode="nearest")
+    assert float(s[1]) == pytest.approx(float(lmap.mean()), rel=1e-5)
     w = torch.zeros(1, 1, 64, 128)
     w[..., :32, :] = 1
     sw = RC.discriminator_score(trained["ckpt"], x, noisy, weight=w)
-    assert sw.shape == (1,) and math.isfinite(float(sw[0]))
+    assert float(sw[0]) == pytest.approx(float(lmap[..., :32, :].mean()), rel=1e-5)
     with pytest.raises(InputError, match="no discriminator"):
         RC.discriminator_score(trained["stage1"], x, noisy)
+
+
+def test_stage2_alternates_generator_and_discriminator(trained):
+    """Stage 2 steps G (codec), its aux quantiles, then D, every step; stage 1 never steps a D. The
+    discriminator and the generator both changed during stage 2 and the training log has G and D losses."""
+    n1, n2 = TINY["stage1"]["steps"], TINY["stage2"]["steps"]
+    assert trained["steps"] == ["G", "aux"] * n1 + ["G", "aux", "D"] * n2
+    s1, s2 = CK.read_checkpoint(trained["stage1"]), CK.read_checkpoint(trained["ckpt"])
+    changed = [k for k, v in s1["state_dict"].items() if k.startswith("g_s.") and not torch.equal(v, s2["state_dict"][k])]
+    assert changed  # the generator learned in stage 2 (G loss reached it)
+    rows = list(csv.DictReader(open(trained["dir"] / "roi_stage2_log.csv")))
+    assert [int(r["step"]) for r in rows] == [0, n2 - 1]
+    assert all(float(r["g"]) > 0 and float(r["d"]) > 0 for r in rows)
+    rows1 = list(csv.DictReader(open(trained["dir"] / "roi_stage1_log.csv")))
+    assert [int(r["step"]) for r in rows1] == [s for s in range(n1) if s % RT.LOG_EVERY == 0 or s == n1 - 1]
+    assert all(float(r["d"]) == 0 and float(r["g"]) == 0 for r in rows1)
+
+
+def test_gan_losses_hand_computed_and_conditioned():
+    """L_G = softplus(−D(x̂|c)) reaches x̂; L_D = softplus(−D(x|c)) + softplus(D(x̂|c)) with x̂ detached;
+    the discriminator's output depends on the condition c."""
+    from lossarena.codecs.roi.losses import discriminator_gan_loss, generator_gan_loss
+    from lossarena.codecs.roi.model import Discriminator
+
+    w = torch.nn.Parameter(torch.tensor(1.0))
+
+    def stub(img, cond):  # logit = w · mean image value + mean condition, one patch
+        return w * img.mean(dim=(1, 2, 3), keepdim=True) + cond.mean(dim=(1, 2, 3), keepdim=True)
+
+    x = torch.full((1, 3, 16, 16), 0.5)
+    x_hat = torch.full((1, 3, 16, 16), 0.2, requires_grad=True)
+    cond = torch.full((1, 4, 1, 1), 0.1)
+    g = generator_gan_loss(stub, x_hat, cond)
+    assert float(g) == pytest.approx(math.log1p(math.exp(-0.3)), rel=1e-6)
+    g.backward()
+    assert float(x_hat.grad.abs().sum()) > 0
+    x_hat.grad = None
+    d = discriminator_gan_loss(stub, x, x_hat, cond)
+    assert float(d) == pytest.approx(math.log1p(math.exp(-0.6)) + math.log1p(math.exp(0.3)), rel=1e-6)
+    w.grad = None
+    d.backward()
+    assert x_hat.grad is None and w.grad is not None  # the D step trains D, not the codec
+    torch.manual_seed(0)
+    disc = Discriminator(8, width=8)
+    img = torch.rand(1, 3, 64, 64)
+    c1 = torch.randn(1, 8, 4, 4)
+    assert not torch.allclose(disc(img, c1), disc(img, torch.zeros_like(c1)))
 
 
 def test_match_provider(trained):

@@ -110,3 +110,89 @@ def test_saliency_cli(tmp_path, capsys):
     assert load_image(tmp_path / "rm.png").shape == (1, 3, 96, 128)
     assert "RM_2D mean" in capsys.readouterr().out
     assert lossarena_main(["roi", "saliency", str(tmp_path / "nope.png"), str(tmp_path / "o.png")]) == 2
+
+
+def test_box_smooth_kernel_sizes_of_both_seeds():
+    """51 (the codec's seed) is centred; 50 (the metric's seed) spans [i − 25, i + 24]; both are local means."""
+    m = torch.zeros(1, 1, 101, 101)
+    m[0, 0, 50, 50] = 1
+    for k, (lo, hi) in ((51, (25, 75)), (50, (26, 75))):
+        b = S.box_smooth(m, k)[0, 0]
+        rows = torch.nonzero(b.sum(1)).flatten()
+        assert (int(rows.min()), int(rows.max())) == (lo, hi), k
+        assert float(b[50, 50]) == pytest.approx(1 / k**2)
+    assert torch.allclose(S.box_smooth(torch.full((1, 1, 30, 40), 0.3), 50), torch.full((1, 1, 30, 40), 0.3))
+    with pytest.raises(ValueError, match="kernel"):
+        S.box_smooth(m, 0)
+
+
+class _LeftHalf(torch.nn.Module):
+    """A stand-in 'saliency network': logits +6 on the left half of the image, −6 on the right."""
+
+    def forward(self, x):
+        w = x.shape[-1]
+        col = torch.arange(w, device=x.device, dtype=x.dtype)
+        return (12.0 * (col < w / 2).to(x.dtype) - 6.0).view(1, 1, 1, w).expand(x.shape[0], 1, x.shape[-2], w)
+
+
+@pytest.mark.parametrize("kind", ["torch", "folder"])
+def test_user_saliency_reaches_training_compression_roi_psnr_and_roi_mlp(tmp_path, kind):
+    """A user's TorchScript saliency network or a folder of precomputed masks, given once in the config,
+    is what training, compression, ROI-PSNR (evaluate) and ROI-MLP's RM_2D use."""
+    import csv
+    import warnings
+
+    from lossarena.benchmark import roi_mlp as R
+    from lossarena.codecs.roi import codec as RC
+    from lossarena.codecs.roi import train as RT
+    from lossarena.codecs.roi.checkpoint import read_checkpoint
+    from lossarena.data.images import load_image, save_image
+
+    g = torch.Generator().manual_seed(0)
+    data = tmp_path / "train"
+    paths = []
+    for i in range(2):
+        p = data / f"img{i}.png"
+        save_image(torch.rand(1, 3, 64, 96, generator=g), p)
+        paths.append(p)
+    if kind == "torch":
+        net = tmp_path / "sal.pt"
+        torch.jit.save(torch.jit.script(_LeftHalf()), str(net))
+        spec = {"name": "torch", "weights": str(net), "normalize": False}
+        mask = torch.zeros(1, 1, 64, 96)
+        mask[..., :48] = 1
+        mask = torch.sigmoid(12.0 * mask - 6.0)
+    else:
+        (tmp_path / "masks").mkdir()
+        mask = torch.zeros(1, 1, 64, 96)
+        mask[..., 10:40, 50:90] = 1
+        for p in paths:
+            save_image(mask.repeat(1, 3, 1, 1), tmp_path / "masks" / p.name)
+        spec = {"name": "folder", "folder": str(tmp_path / "masks")}
+        mask = mask.clamp(1e-4, 1 - 1e-4)  # read as Mask_2D through logit/σ
+    rm51, rm50 = S.box_smooth(mask, 51), S.box_smooth(mask, 50)
+
+    cfg = {"model": {"N": 8, "M": 8, "protected": 2, "attn_blocks": 1}, "lambdas": [6, 5, 4, 3, 2, 1],
+           "patch": 64, "batch": 2, "threads": 1, "saliency": spec, "stage1": {"steps": 2},
+           "distortion": {"perceptual_substitute": "ms-ssim:scales=3"}, "data": [str(p) for p in paths]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ck = RT.train_stage(cfg, tmp_path / "out", 1, progress=False, device="cpu")
+        src = RT.MaskedPatches(paths, 64, spec)  # the training masks
+    assert torch.allclose(src.masks[0], rm51[0], atol=1e-5)
+    assert read_checkpoint(ck)["config"]["saliency"] == spec
+
+    codec = RC.RoiCodec(ck)
+    x = load_image(paths[0])
+    assert torch.allclose(codec.rm2d(x, names=[paths[0].name]), rm51, atol=1e-5)
+    # compression sees the same mask as an explicit RM_2D: byte-identical streams
+    bs = codec.compress(x, 2.5, name=paths[0].name)
+    assert bs.to_bytes() == codec.compress(x, 2.5, rm2d=rm51).to_bytes()
+    out = RC.evaluate_roi(ck, [paths[0]], tmp_path / "res.csv", rate_indices=[2.5], progress=False)
+    row = next(csv.DictReader(open(out)))
+    x_hat = codec.decompress(bs)
+    assert float(row["roi_psnr"]) == pytest.approx(float(RC.weighted_psnr(x_hat, x, rm51)[0]), abs=1e-3)
+    assert float(row["roi_psnr"]) != pytest.approx(float(row["bg_psnr"]), abs=1e-3)
+
+    ext = R.FeatureExtractor(R.FeatureConfig(lpips="gms", d_loss=False, saliency=spec))
+    assert torch.allclose(ext.rm2d(x, [paths[0].name]), rm50, atol=1e-5)

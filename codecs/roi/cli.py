@@ -1,18 +1,25 @@
 """``lossarena roi``: train, compress, decompress and evaluate the saliency-guided variable-rate ROI codec.
 
     lossarena roi train CONFIG.yaml --out DIR [--stage 1|2] [--resume] [--data DIR] [--steps N]
+                        [--device auto|cpu|cuda|cuda:N] [--perceptual-substitute METRIC]
     lossarena roi compress CKPT IN.png OUT.lar --rate-index R [--mask M.png] [--alpha A]
     lossarena roi decompress CKPT IN.lar OUT.png
     lossarena roi evaluate CKPT --data DIR --out results.csv [--rate-index R ...] [--alpha A]
     lossarena roi saliency IN.png OUT.png [--model spectral|fine-grained] [--rm]
 
-``train`` runs under ``torchrun --nproc_per_node K -m lossarena roi train ...`` as well. See docs/roi.md.
+``train`` runs under ``torchrun --nproc_per_node K -m lossarena roi train ...`` as well. Exit codes: 0 ok,
+2 bad input (one line), 3 missing model weights (e.g. the LPIPS backbone of the seed's background loss
+when no ``--perceptual-substitute`` is named). See docs/roi.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from lossarena.errors import LossarenaError
+
+from ..device import DEVICE_HELP
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the stage's checkpoint in --out")
     t.add_argument("--data", default=None, help="training images folder (overrides the config)")
     t.add_argument("--steps", type=int, default=None, help="steps (overrides the config; with --stage)")
+    t.add_argument("--device", default="auto", help=DEVICE_HELP)
+    t.add_argument("--perceptual-substitute", default=None, metavar="METRIC",
+                   help="metric used for the background's perceptual term when its backbone (LPIPS) is "
+                        "missing, e.g. ms-ssim (default: refuse with exit 3); stored in the checkpoint")
     t.add_argument("--quiet", action="store_true")
 
     c = sub.add_parser("compress", help="image -> .lar")
@@ -40,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("ckpt")
     d.add_argument("input")
     d.add_argument("output")
+    d.add_argument("--max-pixels", help="largest image (width x height) a bitstream may claim "
+                   "(default 16777216, or LOSSARENA_MAX_BITSTREAM_PIXELS; see docs/security.md)")
 
     e = sub.add_parser("evaluate", help="bpp, PSNR, MS-SSIM, LPIPS, ROI-PSNR per image and rate index")
     e.add_argument("ckpt")
@@ -58,23 +71,40 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``lossarena roi``: 0 ok, 2 bad input, 3 missing model weights (one line on stderr, no traceback)."""
     args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except LossarenaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+def _train(args) -> int:
+    import os
+
+    from .config import load_config
+    from .train import train_roi, train_stage
+
+    cfg = load_config(args.config)
+    if args.perceptual_substitute:
+        cfg["distortion"]["perceptual_substitute"] = args.perceptual_substitute
+    if args.stage is None:
+        path = train_roi(cfg, args.out, data=args.data, resume=args.resume, progress=not args.quiet,
+                         steps={1: args.steps, 2: args.steps} if args.steps else None, device=args.device)
+    else:
+        path = train_stage(cfg, args.out, args.stage, resume=args.resume, data=args.data,
+                           steps=args.steps, progress=not args.quiet, device=args.device)
+    if os.environ.get("RANK", "0") == "0":
+        print(f"checkpoint: {path}")
+    return 0
+
+
+def _run(args) -> int:
     import torch
 
     if args.cmd == "train":
-        from .train import train_roi, train_stage
-
-        if args.stage is None:
-            path = train_roi(args.config, args.out, data=args.data, resume=args.resume, progress=not args.quiet,
-                             steps={1: args.steps, 2: args.steps} if args.steps else None)
-        else:
-            path = train_stage(args.config, args.out, args.stage, resume=args.resume, data=args.data,
-                               steps=args.steps, progress=not args.quiet)
-        import os
-
-        if os.environ.get("RANK", "0") == "0":
-            print(f"checkpoint: {path}")
-        return 0
+        return _train(args)
     if args.cmd == "compress":
         from .codec import compress
 
@@ -84,10 +114,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['seconds']:.2f} s")
         return 0
     if args.cmd == "decompress":
+        from ..bitstream import Limits
         from .codec import decompress
 
         torch.set_num_threads(1)
-        r = decompress(args.ckpt, args.input, args.output)
+        r = decompress(args.ckpt, args.input, args.output, limits=Limits.from_env(args.max_pixels))
         print(f"{args.output}: {r['width']}x{r['height']}, {r['seconds']:.2f} s")
         return 0
     if args.cmd == "evaluate":

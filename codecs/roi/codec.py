@@ -17,10 +17,21 @@ import torch.nn.functional as F
 
 from lossarena.errors import InputError
 
-from ..bitstream import Bitstream, BitstreamError, file_hash
+from ..bitstream import (
+    INT_PAIR,
+    NUMBER,
+    NUMBER_OR_NULL,
+    Bitstream,
+    BitstreamError,
+    Limits,
+    check_meta,
+    file_hash,
+)
+from ..device import resolve_device
+from ..interface import Codec, check_image
 from .checkpoint import load_discriminator, load_model, read_checkpoint
 from .model import PAD_MULTIPLE, pad_image
-from .saliency import rm2d_for
+from .saliency import SMOOTH_KERNEL, rm2d_for
 
 CODEC_ID = "roi"
 
@@ -40,21 +51,43 @@ def parse_alpha(alpha) -> float | None:
     return a
 
 
-class RoiCodec:
-    """A loaded ROI checkpoint: ``compress(x, rate_index) -> Bitstream``, ``decompress(bs) -> x̂``."""
+class RoiCodec(Codec):
+    """A loaded ROI checkpoint implementing :class:`~lossarena.codecs.interface.Codec`.
 
-    def __init__(self, ckpt: str | Path, device: str = "cpu"):
+    ``rate`` is the continuous gain index in ``rate_range = (0, n − 1)`` (0 = lowest rate; real values
+    interpolate the trained gains, see :class:`~.model.RoiNetwork`). The ROI mask RM_2D comes from the
+    checkpoint's saliency provider unless ``rm2d`` (N×1×H×W in [0, 1]) or a ``mask`` file is given.
+
+    Parameters
+    ----------
+    ckpt : str or Path
+        A ``lossarena-roi-codec`` checkpoint (``lossarena roi train``).
+    device : str or torch.device
+        ``auto|cpu|cuda|cuda:N`` (:func:`~lossarena.codecs.device.resolve_device`).
+    """
+
+    codec_id = CODEC_ID
+
+    def __init__(self, ckpt: str | Path, device: str | torch.device = "cpu"):
         self.path = Path(ckpt)
+        self.device = resolve_device(device)
         obj = read_checkpoint(self.path)
-        self.model, self.obj = load_model(obj, device)
+        self.model, self.obj = load_model(obj, self.device)
         self.config = obj["config"]
         self.hash = file_hash(self.path)
-        self.device = device
         self.n_rates = self.model.n_rates
+        self.rate_range = (0.0, float(self.n_rates - 1))
         self._disc = None
+
+    def to(self, device: str | torch.device) -> RoiCodec:
+        super().to(device)
+        if self._disc is not None:
+            self._disc = self._disc.to(self.device)
+        return self
 
     # ------------------------------------------------------------------ helpers
     def check_rate(self, rate_index) -> float:
+        """The rate index as a float in ``[0, n − 1]`` (``InputError``, a ``ValueError``, otherwise)."""
         try:
             r = float(rate_index)
         except (TypeError, ValueError):
@@ -65,20 +98,36 @@ class RoiCodec:
         return r
 
     def rm2d(self, x, mask=None, names=None):
-        return rm2d_for(x, self.config.get("saliency"), names=names, mask_path=mask)
+        """RM_2D (N×1×H×W) of ``x`` from the checkpoint's saliency provider, or from a mask file."""
+        return rm2d_for(x, self.config.get("saliency"), names=names, mask_path=mask,
+                        k=int(self.config.get("smooth_kernel") or SMOOTH_KERNEL))
 
     def _prep(self, x, rm2d):
         xp = pad_image(x.to(self.device))
         rp = pad_image(rm2d.to(self.device))
         return xp, F.avg_pool2d(rp, 16, 16)
 
-    # ------------------------------------------------------------------ coding
+    # ------------------------------------------------------------------ Codec interface
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, rate_index, *, rm2d=None, mask=None, alpha=None, name=None,
-                 progress: bool = False) -> Bitstream:
+    def forward(self, x: torch.Tensor, rate: float | None = None, *, rm2d=None, alpha=None) -> dict:
+        """Eval-mode forward pass: ``{"x_hat": (cropped, in [0, 1]), "likelihoods", "y_hat", "y_dec"}``."""
+        check_image(x)
+        r = self.check_rate(rate)
+        if rm2d is None:
+            rm2d = self.rm2d(x)
+        xp, rm_lat = self._prep(x, rm2d)
+        res = self.model(xp, rm_lat, rate=r, alpha=parse_alpha(alpha))
+        h, w = x.shape[-2:]
+        return {"x_hat": res["x_hat"][:, :, :h, :w].clamp(0, 1), "likelihoods": res["likelihoods"],
+                "y_hat": res["y_hat"], "y_dec": res["y_dec"]}
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, rate: float | None = None, *, rm2d=None, mask=None, alpha=None,
+                 name=None, progress: bool = False) -> Bitstream:
+        """Entropy-code one 1×3×H×W image at gain index ``rate`` (``alpha``: ROI strength, ``inf`` = off)."""
         if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise InputError(f"expected one RGB image 1x3xHxW, got shape {tuple(x.shape)}")
-        r = self.check_rate(rate_index)
+        r = self.check_rate(rate)
         a = parse_alpha(alpha)
         if rm2d is None:
             rm2d = self.rm2d(x, mask, names=[name] if name else None)
@@ -90,10 +139,12 @@ class RoiCodec:
 
     @torch.no_grad()
     def decompress_latents(self, bs: Bitstream, source: str = "<bytes>", progress: bool = False):
+        """Quantised latents ``ŷ`` and the rate index of a bitstream (``BitstreamError`` if it is not ours)."""
         if bs.codec != CODEC_ID:
             raise BitstreamError(f"{source}: a '{bs.codec}' bitstream, not an ROI codec one (use `lossarena codecs`)")
         bs.check_checkpoint(self.hash, source=source, ckpt=str(self.path))
-        meta = bs.meta
+        meta = check_meta(bs.meta, {"rate_index": NUMBER, "z_shape": INT_PAIR}, {"alpha": NUMBER_OR_NULL},
+                          source=source)
         try:
             r = float(meta["rate_index"])
             zh, zw = (int(v) for v in meta["z_shape"])
@@ -114,26 +165,22 @@ class RoiCodec:
         return y_q, r
 
     @torch.no_grad()
-    def decompress(self, bs: Bitstream, source: str = "<bytes>", progress: bool = False) -> torch.Tensor:
+    def decompress(self, bs: Bitstream, *, source: str = "<bytes>", progress: bool = False) -> torch.Tensor:
+        """Decode to a 1×3×H×W CPU image in [0, 1]."""
         y_q, r = self.decompress_latents(bs, source, progress)
-        x_hat = self.model.synthesize(y_q, r)
+        x_hat = torch.nan_to_num(self.model.synthesize(y_q, r), nan=0.0)  # crafted latents can overflow
         return x_hat[:, :, : bs.height, : bs.width].cpu()
 
     @torch.no_grad()
     def estimate(self, x, rate_index, *, rm2d=None, alpha=None) -> dict:
         """Forward pass in eval mode: estimated bpp (from the likelihoods) and x̂ (same as decoding)."""
-        r = self.check_rate(rate_index)
-        a = parse_alpha(alpha)
-        if rm2d is None:
-            rm2d = self.rm2d(x)
-        xp, rm_lat = self._prep(x, rm2d)
-        res = self.model(xp, rm_lat, rate=r, alpha=a)
+        res = self.forward(x, rate_index, rm2d=rm2d, alpha=alpha)
         bits = sum((-torch.log2(v)).sum().item() for v in res["likelihoods"].values())
         hw = x.shape[-2] * x.shape[-1]
-        return {"bpp": bits / hw, "x_hat": res["x_hat"][:, :, : x.shape[-2], : x.shape[-1]].clamp(0, 1).cpu(),
-                "y_hat": res["y_hat"]}
+        return {"bpp": bits / hw, "x_hat": res["x_hat"].cpu(), "y_hat": res["y_hat"]}
 
     def discriminator(self):
+        """The stage-2 discriminator (``InputError`` for a stage-1 checkpoint)."""
         if self._disc is None:
             self._disc = load_discriminator(self.obj, self.device)
         return self._disc
@@ -143,6 +190,7 @@ _CACHE: dict = {}
 
 
 def get_codec(ckpt, device: str = "cpu") -> RoiCodec:
+    """A cached :class:`RoiCodec` (keyed by path, modification time and device)."""
     p = Path(ckpt)
     if not p.is_file():
         raise InputError(f"{p}: no such checkpoint")
@@ -168,12 +216,16 @@ def compress(ckpt, image, out, rate_index, *, mask=None, alpha=None, progress: b
             "seconds": time.perf_counter() - t}
 
 
-def decompress(ckpt, lar, out, *, progress: bool = False) -> dict:
-    """``lar`` → ``out`` (PNG). Returns ``{"height", "width", "seconds"}``."""
+def decompress(ckpt, lar, out, *, progress: bool = False, limits: Limits | None = None) -> dict:
+    """``lar`` → ``out`` (PNG). Returns ``{"height", "width", "seconds"}``.
+
+    ``limits``: largest image the file may claim (default :meth:`~lossarena.codecs.bitstream.Limits.from_env`),
+    checked before the checkpoint is loaded.
+    """
     from lossarena.data.images import save_image
 
+    bs = Bitstream.read(lar, limits=limits)
     codec = get_codec(ckpt)
-    bs = Bitstream.read(lar)
     t = time.perf_counter()
     x_hat = codec.decompress(bs, source=str(lar), progress=progress)
     save_image(x_hat, out)

@@ -8,15 +8,20 @@ from lossarena.errors import InputError
 
 DEFAULTS = {
     "name": "roi",
-    "model": {"N": 192, "M": 192, "K": 3, "n_rates": 6, "protected": 48, "attn_blocks": 3},
+    "model": {"N": 192, "M": 192, "K": 3, "n_rates": 6, "protected": 48, "attn_blocks": 3,
+              "gain_interp": "exp"},
     "alpha": 1.5,
     "alpha_train": {"min": 0.5, "max": 8.0, "p_off": 0.1},
     "lambdas": [720, 520, 420, 320, 220, 120],
     "lambda_sets": {},
     "base_rate": None,
-    "distortion": {"mse_scale": 65025.0, "bg_weight": 300.0, "lambda_p": 0.5, "perceptual": "lpips-alex"},
+    "distortion": {"mse_scale": 65025.0, "bg_weight": 300.0, "lambda_p": 0.5, "perceptual": "lpips-alex",
+                   "perceptual_substitute": None, "ssim": "ssim:downsample=false"},
     "saliency": "spectral",
+    "smooth_kernel": 51,  # RM_2D box size (seed 002: 51)
     "data": "kodak24",
+    "eval_data": None,  # configs with require_split need data and eval_data, disjoint (zoo.check_split)
+    "require_split": False,
     "patch": 256,
     "batch": 8,
     "lr": 1e-4,

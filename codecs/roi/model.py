@@ -15,9 +15,17 @@
   makes the quantisation step (fixed at 1) relatively finer in the ROI — more symbols, more bits, smaller
   relative error there. The protected channels carry unscaled information the decoder can rely on. This is
   what the seed describes (the mask enters only the encoder); transmitting the mask would cost bits.
-* Variable rate (Eq. 8–10, Cui et al. 2021): ``n`` gain vectors ``v_s`` and inverse gains ``v'_s`` (stored as
-  logs); a real rate index ``r = s + l`` uses ``v_r = v_s^{1−l} · v_{s+1}^{l}`` (same for ``v'``), so that if
-  ``v_s ⊙ v'_s = C`` for all s, also ``v_r ⊙ v'_r = C``. Index 0 is the lowest rate.
+* Variable rate (Eq. 8–10, Cui et al. 2021): ``n`` gain vectors ``v_s`` (encoder) and inverse gains ``v'_s``
+  (decoder). The seed requires ``v_s ⊙ v'_s = C`` (Eq. 10) for every rate: the parameters are ``log v_s``
+  (``n × M``) and ``log C`` (``M``), and the inverse gain is *derived*, ``v'_r = C / v_r``, so the product
+  is ``C`` by construction for trained **and** interpolated rates (up to float rounding, ~1e-7 relative).
+  A real rate index ``r = s + l`` (``0 ≤ l < 1``) interpolates the encoder gain, by default
+  **exponentially** as Cui et al. (``v_r = v_s^{1−l} · v_{s+1}^{l}``, i.e. linearly in log-gain), or
+  **linearly** as the seed's text says (``v_r = (1−l)·v_s + l·v_{s+1}``; ``model.gain_interp: linear``).
+  Exponential is the default because the quantisation step is ``1/v``: a step that changes by a constant
+  factor per unit of ``r`` makes the rate (≈ −log2 step) change evenly along ``r``, so bisection on the
+  rate index (``codecs match``) sees a smooth, near-linear bpp(r); linear interpolation of gains spread
+  ×4 bends bpp(r) towards the high-rate end. Both keep ``v_r ⊙ v'_r = C``. Index 0 is the lowest rate.
 * Quantisation: ``ŷ = round(ȳ)`` (absolute, as in Cheng et al.); training uses ``ȳ + U(−½, ½)`` for the rate
   and straight-through rounding for the context model and the decoder.
 """
@@ -33,6 +41,7 @@ from torch import nn
 from .gmm import build_cdfs, gmm_likelihood, split_params
 
 PAD_MULTIPLE = 64
+GAIN_INTERP = ("exp", "linear")
 KERNEL = 5  # context model kernel
 
 
@@ -123,7 +132,7 @@ class RoiNetwork(nn.Module):
     """Main autoencoder + hyperprior + context model + GMM, with gain units (see the module docstring)."""
 
     def __init__(self, N: int = 192, M: int = 192, K: int = 3, n_rates: int = 6, protected: int = 48,
-                 attn_blocks: int = 3, alpha: float = 1.5):
+                 attn_blocks: int = 3, alpha: float = 1.5, gain_interp: str = "exp"):
         super().__init__()
         from compressai.entropy_models import EntropyBottleneck
 
@@ -161,36 +170,45 @@ class RoiNetwork(nn.Module):
             nn.Conv2d(7 * M, 3 * K * M, 1),
         )
         self.entropy_bottleneck = EntropyBottleneck(N)
-        # gains: index 0 = lowest rate; initialised geometrically from ×0.5 to ×2 (inverse = 1/gain)
+        # gains: index 0 = lowest rate; log v_s initialised geometrically from ×0.5 to ×2, C = 1 (Eq. 10)
+        if gain_interp not in GAIN_INTERP:
+            raise ValueError(f"expected gain_interp in {GAIN_INTERP}, got {gain_interp!r}")
+        self.gain_interp = gain_interp
         init = torch.linspace(math.log(0.5), math.log(2.0), n_rates)[:, None].repeat(1, M)
         self.log_gain = nn.Parameter(init.clone())
-        self.log_inv_gain = nn.Parameter(-init.clone())
+        self.log_gain_product = nn.Parameter(torch.zeros(M))  # log C: v_s · v'_s = C for every s
 
     # ---------------------------------------------------------------- description
     def arch(self) -> dict:
         return {"N": self.N, "M": self.M, "K": self.K, "n_rates": self.n_rates, "protected": self.protected,
-                "attn_blocks": self.attn_blocks, "alpha": self.alpha}
+                "attn_blocks": self.attn_blocks, "alpha": self.alpha, "gain_interp": self.gain_interp}
 
     # ---------------------------------------------------------------- gains
-    def _interp(self, table: torch.Tensor, rate) -> torch.Tensor:
-        """(N, M, 1, 1) gains for rate indices (float or (N,) tensor), exponential interpolation."""
+    def _log_gain(self, rate) -> torch.Tensor:
+        """(B, M) log encoder gains ``log v_r`` for rate indices (float or (B,) tensor), clamped to [0, n−1]."""
+        table = self.log_gain
         r = torch.as_tensor(rate, dtype=table.dtype, device=table.device).reshape(-1)
         r = r.clamp(0, self.n_rates - 1)
-        s = torch.floor(r).long().clamp(max=self.n_rates - 2) if self.n_rates > 1 else torch.zeros_like(r).long()
-        lo = table[s]
-        if self.n_rates > 1:
-            hi = table[s + 1]
-            t = (r - s.to(r.dtype))[:, None]
-            log = lo * (1 - t) + hi * t
-        else:
-            log = lo
-        return torch.exp(log)[:, :, None, None]
+        if self.n_rates == 1:
+            return table[torch.zeros_like(r, dtype=torch.long)]
+        s = torch.floor(r).long().clamp(max=self.n_rates - 2)
+        t = (r - s.to(r.dtype))[:, None]
+        lo, hi = table[s], table[s + 1]
+        if self.gain_interp == "exp":
+            return lo * (1 - t) + hi * t
+        return torch.log(lo.exp() * (1 - t) + hi.exp() * t)
 
-    def gain(self, rate):
-        return self._interp(self.log_gain, rate)
+    def gain(self, rate) -> torch.Tensor:
+        """Encoder gains ``v_r``, shape (B, M, 1, 1)."""
+        return torch.exp(self._log_gain(rate))[:, :, None, None]
 
-    def inv_gain(self, rate):
-        return self._interp(self.log_inv_gain, rate)
+    def inv_gain(self, rate) -> torch.Tensor:
+        """Decoder (inverse) gains ``v'_r = C / v_r``, shape (B, M, 1, 1): ``v_r ⊙ v'_r = C`` exactly."""
+        return torch.exp(self.log_gain_product[None] - self._log_gain(rate))[:, :, None, None]
+
+    def gain_product(self) -> torch.Tensor:
+        """``C`` (M,), the constant of Eq. 10."""
+        return torch.exp(self.log_gain_product)
 
     # ---------------------------------------------------------------- forward (training / estimation)
     def encode_latents(self, x, rm_latent=None, alpha=None, rate=0.0):
@@ -236,7 +254,8 @@ class RoiNetwork(nn.Module):
         p = params[:, :, h:h + 1, w:w + 1]
         gp = self.entropy_parameters(torch.cat([p, ctx], dim=1))
         lg, mu, sc = split_params(gp, self.K)
-        return build_cdfs(lg[0, :, :, 0, 0], mu[0, :, :, 0, 0], sc[0, :, :, 0, 0])
+        # integer tables are built on the CPU (the rANS coder needs Python lists anyway)
+        return build_cdfs(lg[0, :, :, 0, 0].cpu(), mu[0, :, :, 0, 0].cpu(), sc[0, :, :, 0, 0].cpu())
 
     @torch.no_grad()
     def compress(self, x, rm_latent=None, rate=0.0, alpha=None, progress: bool = False):
@@ -253,7 +272,7 @@ class RoiNetwork(nn.Module):
         y_q = torch.round(ys)
         H, W = y_q.shape[-2:]
         pad = KERNEL // 2
-        y_pad = torch.zeros(1, self.M, H + 2 * pad, W + 2 * pad)
+        y_pad = torch.zeros(1, self.M, H + 2 * pad, W + 2 * pad, device=y_q.device)
         mw = self.context.masked_weight()
         enc = BufferedRansEncoder()
         idx = list(range(self.M))
@@ -269,17 +288,21 @@ class RoiNetwork(nn.Module):
     def decompress_latents(self, y_string: bytes, z_string: bytes, z_shape, progress: bool = False,
                            max_abs: int = 1 << 20):
         """Sequential context decoding → quantised latents ``ŷ`` (1, M, 4h, 4w)."""
-        from compressai.ans import RansDecoder
+        from ..entropy import RansDecoder, check_string, checked_bottleneck_decompress
 
-        z_hat = self.entropy_bottleneck.decompress([z_string], tuple(z_shape))
+        # bounds-checked rANS (CompressAI's C++ decoder trusts the strings): both lengths checked against
+        # the symbol counts the shapes imply before decoding; identical symbols on valid streams
+        n_z = int(self.entropy_bottleneck._quantized_cdf.size(0)) * int(z_shape[0]) * int(z_shape[1])
+        check_string(z_string, n_z, source="ROI latents", what="z")
+        check_string(y_string, self.M * 16 * int(z_shape[0]) * int(z_shape[1]), source="ROI latents", what="y")
+        z_hat = checked_bottleneck_decompress(self.entropy_bottleneck, [z_string], tuple(z_shape),
+                                              source="ROI latents", max_abs=max_abs)
         params = self.h_s(z_hat)
         H, W = params.shape[-2:]
         pad = KERNEL // 2
-        y_pad = torch.zeros(1, self.M, H + 2 * pad, W + 2 * pad)
+        y_pad = torch.zeros(1, self.M, H + 2 * pad, W + 2 * pad, device=params.device)
         mw = self.context.masked_weight()
-        dec = RansDecoder()
-        # zero padding so that a stream decoded with the wrong tables cannot read past the buffer end
-        dec.set_stream(y_string + bytes(4096))
+        dec = RansDecoder(y_string, self.M * H * W, source="ROI latents", what="y")
         idx = list(range(self.M))
         for h in _rows(H, progress, "decode"):
             for w in range(W):
@@ -287,7 +310,8 @@ class RoiNetwork(nn.Module):
                 vals = dec.decode_stream(idx, cdfs, lengths, offsets)
                 if max(abs(v) for v in vals) > max_abs:
                     raise ValueError("decoded latent out of range")
-                y_pad[0, :, h + pad, w + pad] = torch.tensor(vals, dtype=y_pad.dtype)
+                y_pad[0, :, h + pad, w + pad] = torch.tensor(vals, dtype=y_pad.dtype, device=y_pad.device)
+        dec.finish()
         return y_pad[:, :, pad:pad + H, pad:pad + W]
 
     @torch.no_grad()

@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from lossarena.errors import InputError, MissingWeightsError
 from lossarena.registry import Registry
 
-SMOOTH_KERNEL = 51
+SMOOTH_KERNEL = 51  # seed 002 (the codec): RM_2D = 51×51 box; config field `smooth_kernel`
+METRIC_SMOOTH_KERNEL = 50  # seeds 000/001 (ROI perceptual metric): 50×50; ROI-MLP's `smooth_kernel`
 LATENT_STRIDE = 16
 
 SALIENCY: Registry = Registry("saliency model")
@@ -199,6 +200,7 @@ class TorchSaliency(SaliencyProvider):
             mean = torch.tensor(_IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
             std = torch.tensor(_IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
             inp = (x - mean) / std
+        self.net = self.net.to(x.device)  # the images' device (CUDA or CPU)
         out = self.net(inp)
         if isinstance(out, (tuple, list)):
             out = out[0]
@@ -228,9 +230,26 @@ def saliency_from_spec(spec: dict | str | None) -> SaliencyProvider:
 
 
 def box_smooth(m: torch.Tensor, k: int = SMOOTH_KERNEL) -> torch.Tensor:
-    """All-ones ``k×k`` convolution normalised by the in-image pixel count: a local mean, same size."""
-    # separable box sums via cumulative sums (float64): O(HW) instead of O(HW·k²)
-    pad = k // 2
+    """All-ones ``k×k`` convolution normalised by the in-image pixel count: a local mean, same size.
+
+    Parameters
+    ----------
+    m : torch.Tensor
+        (N, C, H, W) map.
+    k : int
+        Window side (≥ 1). Odd ``k``: the window is centred, ``[i − k//2, i + k//2]``; even ``k`` (the ROI
+        metric's 50): ``[i − k/2, i + k/2 − 1]`` (one more pixel before than after, as MATLAB's
+        ``conv2(..., 'same')`` places an even kernel).
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape and dtype as ``m``; computed in float64 via cumulative sums (O(HW), any ``k``).
+    """
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"expected a smoothing kernel size >= 1, got {k}")
+    before, after = k // 2, k - k // 2  # window [i - before, i + after)
 
     def box1d(t: torch.Tensor, dim: int) -> torch.Tensor:
         n = t.shape[dim]
@@ -238,8 +257,8 @@ def box_smooth(m: torch.Tensor, k: int = SMOOTH_KERNEL) -> torch.Tensor:
         shape[dim] = 1
         c = torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t.cumsum(dim)], dim=dim)
         idx = torch.arange(n, device=t.device)
-        hi = (idx + pad + 1).clamp(max=n)
-        lo = (idx - pad).clamp(min=0)
+        hi = (idx + after).clamp(max=n)
+        lo = (idx - before).clamp(min=0)
         return c.index_select(dim, hi) - c.index_select(dim, lo)
 
     md = m.double()
@@ -278,8 +297,8 @@ def roi_masks(x: torch.Tensor, provider: SaliencyProvider | str | None = None, n
     return {"mask2d": mask2d, "rm2d": rm, "rm_latent": rm_latent(rm)}
 
 
-def rm2d_for(x: torch.Tensor, saliency=None, names=None, mask_path=None) -> torch.Tensor:
-    """RM_2D for an image batch from a saliency spec, or from a user mask file (read as Mask_2D)."""
+def rm2d_for(x: torch.Tensor, saliency=None, names=None, mask_path=None, k: int = SMOOTH_KERNEL) -> torch.Tensor:
+    """RM_2D (N, 1, H, W) for an image batch from a saliency spec, or from a user mask file (read as Mask_2D)."""
     if mask_path is not None:
-        return rm_2d(load_mask_file(mask_path, tuple(x.shape[-2:])).to(x.device))
-    return roi_masks(x, saliency, names=names)["rm2d"]
+        return rm_2d(load_mask_file(mask_path, tuple(x.shape[-2:])).to(x.device, x.dtype), k)
+    return roi_masks(x, saliency, names=names, k=k)["rm2d"]
