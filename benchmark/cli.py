@@ -4,8 +4,10 @@ Commands::
 
     lossarena benchmark convert {bapps,clic,pieapp,votes} ... --out triplets.csv
     lossarena benchmark 2afc TRIPLETS.csv --images DIR [-m NAME ...] [--bootstrap 1000] --out acc.csv [--report DIR]
+    lossarena benchmark train-dpis --bapps BAPPS/dataset/2afc --pieapp PieAPPv0.1 --out dpis.pt
     lossarena benchmark train-dpis --triplets T.csv --images DIR --out dpis.pt
-    lossarena benchmark train-roi-mlp --triplets T.csv --images DIR --out roi_mlp.pt [--roi-checkpoint CKPT]
+    lossarena benchmark train-roi-mlp --triplets T.csv --images DIR --out roi_mlp.pt (--roi-checkpoint CKPT |
+        --no-d-loss) [--lpips lpips-alex|gms] [--saliency spectral|folder:DIR|torch:FILE] [--smooth-kernel 50]
     lossarena benchmark jnd JND.csv (--images DIR | --scores CSV) -m NAME ... --out metrics.csv
     lossarena benchmark synthetic OUT_DIR [--n 40 --size 64 --kind noise]
     lossarena benchmark list
@@ -65,9 +67,15 @@ def _add_2afc(sub) -> None:
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train-dpis", help="train DPIS on 2AFC triplets (BCE through a judge network)")
-    p.add_argument("--triplets", required=True)
-    p.add_argument("--images", required=True)
+    p.add_argument("--bapps", help="BAPPS dataset/2afc folder as downloaded (its train/ is used); with --pieapp "
+                                   "this is the seed's training set")
+    p.add_argument("--pieapp", help="PieAPP dataset folder as downloaded (reference_images/, distorted_images/, "
+                                    "labels/; its train split is used)")
+    p.add_argument("--triplets", help="or: a canonical triplets.csv (with --images)")
+    p.add_argument("--images", help="folder the --triplets paths are relative to")
     p.add_argument("--out", required=True)
+    p.add_argument("--no-gradient-branch", action="store_true", help="ablation: without the gradient-map terms")
+    p.add_argument("--no-d2", action="store_true", help="ablation: without D2 (D = D1)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -81,8 +89,15 @@ def _add_train(sub) -> None:
     r.add_argument("--triplets", required=True)
     r.add_argument("--images", required=True)
     r.add_argument("--out", required=True)
-    r.add_argument("--roi-checkpoint", help="ROI codec stage-2 checkpoint whose discriminator gives D-loss")
-    r.add_argument("--saliency", default="spectral", help="saliency model for RM_2D (registry name)")
+    r.add_argument("--roi-checkpoint", help="ROI codec stage-2 checkpoint whose discriminator gives D-loss "
+                                             "(required unless --no-d-loss)")
+    r.add_argument("--no-d-loss", action="store_true",
+                   help="leave the discriminator inputs out (12 inputs, BASIC 6) instead of requiring a ROI codec")
+    r.add_argument("--lpips", choices=("lpips-alex", "gms"), default="lpips-alex",
+                   help="LPIPS inputs: lpips-alex (the seed; needs AlexNet) or the named substitute 1 - GMS")
+    r.add_argument("--saliency", default="spectral",
+                   help="saliency for RM_2D: spectral, fine-grained, folder:DIR (masks), torch:FILE.pt (TorchScript)")
+    r.add_argument("--smooth-kernel", type=int, default=50, help="RM_2D box size (this seed: 50)")
     r.add_argument("--epochs", type=int, default=50, help="training epochs (seed: 50 iterations)")
     r.add_argument("--lr", type=float, default=1e-3)
     r.add_argument("--batch-size", type=int, default=64)
@@ -211,47 +226,68 @@ def _cmd_2afc(a) -> int:
 
 
 def _cmd_train_dpis(a) -> int:
-    from .dpis import TrainConfig, train_dpis
+    from lossarena.errors import InputError
+
+    from .dpis import TrainConfig, train_dpis, train_dpis_seed
 
     cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, crop=a.crop, patch=a.patch, seed=a.seed,
-                      max_triplets=a.max_triplets)
-    train_dpis(a.triplets, a.images, a.out, cfg, progress=not a.no_progress)
+                      max_triplets=a.max_triplets, gradient_branch=not a.no_gradient_branch, d2=not a.no_d2)
+    seed_data, csv_data = bool(a.bapps or a.pieapp), bool(a.triplets or a.images)
+    if seed_data == csv_data or (seed_data and not (a.bapps and a.pieapp)) or (csv_data and not (a.triplets and a.images)):
+        raise InputError("train-dpis: give either --bapps DIR --pieapp DIR (the seed's data) or --triplets CSV --images DIR")
+    if seed_data:
+        train_dpis_seed(a.bapps, a.pieapp, a.out, cfg, progress=not a.no_progress)
+    else:
+        train_dpis(a.triplets, a.images, a.out, cfg, progress=not a.no_progress)
     print(f"wrote {a.out}; use it with `lossarena benchmark 2afc ... -m dpis --dpis-checkpoint {a.out}`")
     _banner()
     return 0
 
 
 def _cmd_train_roi(a) -> int:
-    from .roi_mlp import RoiMlpConfig, train_roi_mlp
+    from .roi_mlp import FeatureConfig, RoiMlpConfig, train_roi_mlp
 
-    cfg = RoiMlpConfig(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, seed=a.seed, saliency=a.saliency)
-    train_roi_mlp(a.triplets, a.images, a.out, cfg, roi_checkpoint=a.roi_checkpoint, progress=not a.no_progress)
+    feats = FeatureConfig(lpips=a.lpips, d_loss=not a.no_d_loss, roi_checkpoint=a.roi_checkpoint,
+                          saliency=saliency_spec(a.saliency), smooth_kernel=a.smooth_kernel)
+    cfg = RoiMlpConfig(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, seed=a.seed, features=feats)
+    train_roi_mlp(a.triplets, a.images, a.out, cfg, progress=not a.no_progress)
     print(f"wrote {a.out}; use it with `lossarena benchmark 2afc ... -m roi-mlp -m roi-mlp-basic "
           f"--roi-mlp-checkpoint {a.out}`")
     _banner()
     return 0
 
 
+def saliency_spec(text: str) -> str | dict:
+    """``spectral`` | ``fine-grained`` | ``folder:DIR`` | ``torch:FILE`` → a saliency spec of the ROI codec."""
+    kind, _, arg = text.partition(":")
+    if kind == "folder" and arg:
+        return {"name": "folder", "folder": arg}
+    if kind == "torch" and arg:
+        return {"name": "torch", "weights": arg}
+    return text
+
+
 def _cmd_list(a) -> int:
     from lossarena.metrics import list_metrics, weights_present
 
+    from . import register_learned_metrics
     from .predictors import PREDICTORS, predictor_names
-    from .twoafc import _ensure_registered
 
-    _ensure_registered()
+    register_learned_metrics()
     print("metrics (full-reference):")
     for s in list_metrics():
         extra = ""
         if s.name == "dpis":
-            from .dpis import checkpoint_path
+            from .dpis import default_checkpoint
 
-            extra = f"; checkpoint {'present' if checkpoint_path().is_file() else 'missing'}: {checkpoint_path()}"
+            ck = default_checkpoint()
+            extra = f"; checkpoint {'present' if ck.is_file() else 'missing'}: {ck}"
         ok = "ok" if weights_present(s) else "missing weights: " + ", ".join(s.needs_weights)
         print(f"  {s.name:16s} {'lower' if s.lower_better else 'higher'} is better; {ok}{extra}")
     print("2AFC predictors:")
     for n in predictor_names():
         spec = PREDICTORS.get(n)
-        print(f"  {n:16s} {'available' if spec.available() else 'needs a checkpoint'}; {spec.description}")
+        print(f"  {n:16s} {'available' if spec.available(None) else 'needs a checkpoint'}; {spec.description}")
     return 0
 
 

@@ -26,16 +26,19 @@ No public code exists; this follows the seed's text (``shared/papers/003_*``):
 * **Test time**: the distance is averaged over 224×224 patches that tile the image (the last row and
   column aligned to the border); smaller images are scored whole.
 
-The registered metric ``dpis`` (lower is better) needs the ImageNet VGG16 and AlexNet backbones
-(through :mod:`lossarena.metrics.weights`) **and** a trained DPIS checkpoint, found in this order:
-:func:`set_checkpoint` (CLI ``--dpis-checkpoint``), ``$LOSSARENA_DPIS_CHECKPOINT``, then
-``$XDG_CACHE_HOME/lossarena/dpis.pt`` (default ``~/.cache/lossarena/dpis.pt``). Without one it
-raises :class:`~lossarena.errors.MissingWeightsError` (exit 3) saying how to train one.
+The metric ``dpis`` (lower is better; registered by :func:`register`, which
+:func:`lossarena.benchmark.register_learned_metrics` calls) needs the ImageNet VGG16 and AlexNet
+backbones (through :mod:`lossarena.metrics.weights`) **and** a trained DPIS checkpoint: the metric
+option ``checkpoint`` (``-m dpis:checkpoint=FILE``, CLI ``--dpis-checkpoint``), else
+``$LOSSARENA_DPIS_CHECKPOINT``, else ``$XDG_CACHE_HOME/lossarena/dpis.pt`` (default
+``~/.cache/lossarena/dpis.pt``). Without one it raises :class:`~lossarena.errors.MissingWeightsError`
+(exit 3) saying how to train one. Nothing is a module-level setting.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import sys
@@ -48,8 +51,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lossarena.errors import InputError, MissingWeightsError
-from lossarena.metrics import METRICS, MetricSpec, metric_names, register_metric, validate_images
+from lossarena.metrics import METRICS, MetricOption, MetricSpec, register_metric, validate_images
 from lossarena.metrics import weights as W
+
+from . import common
+
+_log = logging.getLogger(__name__)
 
 CHECKPOINT_ENV = "LOSSARENA_DPIS_CHECKPOINT"
 FORMAT = "lossarena-dpis"
@@ -217,10 +224,15 @@ def _inv_softplus(v: float) -> float:
 
 
 class DPISHead(nn.Module):
-    """α, β (image and gradient), ψ (image and gradient), the two FC fusions and γ."""
+    """α, β (image and gradient), ψ (image and gradient), the two FC fusions and γ.
 
-    def __init__(self):
+    ``gradient_branch=False`` drops the gradient-map terms (``D1 = w1·(1 − S_img)``, ``D2 = u1·d_img``);
+    ``d2=False`` drops D2 (``D = D1``). Both exist for ablations; the seed's DPIS has both (defaults).
+    """
+
+    def __init__(self, gradient_branch: bool = True, d2: bool = True):
         super().__init__()
+        self.gradient_branch, self.use_d2 = bool(gradient_branch), bool(d2)
         cv, ca = sum(VGG_CHANNELS), sum(ALEX_CHANNELS)
         g = torch.Generator().manual_seed(0)
         init = _inv_softplus(0.1)
@@ -241,9 +253,12 @@ class DPISHead(nn.Module):
         d_img = (st["m_img"] * psi[0]).sum(1)
         d_grad = (st["m_grad"] * psi[1]).sum(1)
         w1, w2 = F.softplus(self.fc1), F.softplus(self.fc2)
-        d1 = w1[0] * (1 - s_img) + w1[1] * (1 - s_grad)
-        d2 = w2[0] * d_img + w2[1] * d_grad
-        g = torch.sigmoid(self.gamma)
+        if self.gradient_branch:
+            d1 = w1[0] * (1 - s_img) + w1[1] * (1 - s_grad)
+            d2 = w2[0] * d_img + w2[1] * d_grad
+        else:
+            d1, d2 = w1[0] * (1 - s_img), w2[0] * d_img
+        g = torch.sigmoid(self.gamma) if self.use_d2 else torch.ones_like(self.gamma)
         return {"s_img": s_img, "s_grad": s_grad, "d_img": d_img, "d_grad": d_grad, "d1": d1, "d2": d2,
                 "d": g * d1 + (1 - g) * d2}
 
@@ -304,35 +319,19 @@ class DPIS(nn.Module):
 # checkpoints
 
 
-_CHECKPOINT: Path | None = None
-
-
-def set_checkpoint(path: str | Path | None) -> None:
-    """Use this DPIS checkpoint for the registered ``dpis`` metric (``None``: back to env/default)."""
-    global _CHECKPOINT
-    _CHECKPOINT = Path(path) if path is not None else None
-    _NET_CACHE.clear()
-
-
 def default_checkpoint() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "lossarena" / "dpis.pt"
+    """``$LOSSARENA_DPIS_CHECKPOINT``, else ``$XDG_CACHE_HOME/lossarena/dpis.pt`` (used when none is given)."""
+    return common.default_checkpoint(CHECKPOINT_ENV, "dpis.pt")
 
 
-def checkpoint_path() -> Path:
-    if _CHECKPOINT is not None:
-        return _CHECKPOINT
-    env = os.environ.get(CHECKPOINT_ENV)
-    return Path(env) if env else default_checkpoint()
-
-
-def require_checkpoint() -> Path:
-    p = checkpoint_path()
+def require_checkpoint(path: str | Path | None = None) -> Path:
+    """``path`` (or the default) if it exists; :class:`MissingWeightsError` (exit 3) otherwise."""
+    p = Path(path) if path else default_checkpoint()
     if not p.is_file():
         raise MissingWeightsError(
             f"DPIS needs a trained DPIS checkpoint; none at {p}. Train one with `lossarena benchmark train-dpis "
-            f"--triplets TRIPLETS.csv --images DIR --out {p}` (BAPPS + PieAPP in the seed), then pass "
-            f"--dpis-checkpoint FILE or set {CHECKPOINT_ENV}=FILE"
+            f"--bapps DIR --pieapp DIR --out {p}` (the seed's data) or `--triplets TRIPLETS.csv --images DIR`, "
+            f"then pass --dpis-checkpoint FILE (-m dpis:checkpoint=FILE) or set {CHECKPOINT_ENV}=FILE"
         )
     return p
 
@@ -354,7 +353,8 @@ def load_checkpoint(path: str | Path) -> tuple[DPISHead, Judge, dict]:
         raise InputError(f"{path}: not a readable DPIS checkpoint ({e})") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise InputError(f"{path}: not a DPIS checkpoint (format {ck.get('format') if isinstance(ck, dict) else '?'})")
-    head, judge = DPISHead(), Judge()
+    cfg = ck.get("config") or {}
+    head, judge = DPISHead(cfg.get("gradient_branch", True), cfg.get("d2", True)), Judge()
     head.load_state_dict(ck["head"])
     judge.load_state_dict(ck["judge"])
     return head, judge, ck
@@ -364,12 +364,10 @@ _NET_CACHE: dict[tuple, DPIS] = {}
 
 
 def load_dpis(path: str | Path | None = None, device=None, dtype=torch.float32) -> DPIS:
-    """The DPIS network of checkpoint ``path`` (default: :func:`checkpoint_path`), frozen, cached."""
+    """The DPIS network of checkpoint ``path`` (default: :func:`default_checkpoint`), frozen, cached."""
     for b in ("vgg16", "alexnet"):
         W.require_backbone(b)
-    path = Path(path) if path is not None else require_checkpoint()
-    if not path.is_file():
-        raise MissingWeightsError(f"DPIS checkpoint not found: {path}")
+    path = require_checkpoint(path)
     st = path.stat()
     key = (str(path), st.st_mtime_ns, st.st_size, str(device), dtype)
     net = _NET_CACHE.get(key)
@@ -384,16 +382,36 @@ def load_dpis(path: str | Path | None = None, device=None, dtype=torch.float32) 
     return net
 
 
-def dpis(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """DPIS distance of distorted ``x`` to reference ``y`` (N,), lower is better."""
+def dpis(x: torch.Tensor, y: torch.Tensor, checkpoint: str | Path | None = None) -> torch.Tensor:
+    """DPIS distance of distorted ``x`` to reference ``y``.
+
+    Parameters
+    ----------
+    x, y : torch.Tensor
+        Distorted and reference images, float RGB (N, 3, H, W) in [0, 1], H, W ≥ 32.
+    checkpoint : str or Path, optional
+        Trained DPIS checkpoint (default :func:`default_checkpoint`).
+
+    Returns
+    -------
+    torch.Tensor
+        (N,), lower is better, 0 for identical images.
+
+    Raises
+    ------
+    MissingWeightsError
+        Backbones or the DPIS checkpoint missing (exit 3).
+    """
     validate_images(x, y, name="dpis", min_size=MIN_SIZE)
-    return load_dpis(device=x.device, dtype=x.dtype)(x, y)
+    return load_dpis(checkpoint or None, device=x.device, dtype=x.dtype)(x, y)
 
 
 class DPISMetric(nn.Module):
+    """``nn.Module`` form of :func:`dpis` (``reduction`` none/mean/sum)."""
+
     def __init__(self, reduction: str = "none", checkpoint: str | Path | None = None):
         super().__init__()
-        self.net = load_dpis(checkpoint)
+        self.net = load_dpis(checkpoint or None)
         self.reduction = reduction
 
     def forward(self, x, y):
@@ -404,13 +422,20 @@ class DPISMetric(nn.Module):
 _CITE = ("J. Liu, S. Sun, Y. Lu, X. Li, Z. Chen. Learned Dual Perceptual Image Similarity for Compressed Image. "
          "CLIC workshop (CVPR) 2021")
 
-metric_names()  # the built-in metrics first, so listings keep their order
-if "dpis" not in METRICS:
+def register() -> None:
+    """Register the ``dpis`` metric (option ``checkpoint``) in the metric registry; idempotent.
+
+    Called by :func:`lossarena.benchmark.register_learned_metrics`, never on import.
+    """
+    if "dpis" in METRICS:
+        return
     register_metric(MetricSpec(
         name="dpis", lower_better=True, differentiable=True, citation=_CITE, function=dpis,
         module=DPISMetric, needs_weights=("vgg16", "alexnet"), min_size=MIN_SIZE, best_value=0.0,
         description="DPIS: VGG16 structure/texture + AlexNet l2 on image and gradient maps, trained on 2AFC "
                     "(needs a checkpoint from `lossarena benchmark train-dpis`)",
+        options=(MetricOption("checkpoint", str, "", "trained DPIS checkpoint (default: "
+                                                     f"${CHECKPOINT_ENV} or ~/.cache/lossarena/dpis.pt)"),),
     ))
 
 
@@ -428,6 +453,8 @@ class TrainConfig:
     seed: int = 0
     max_triplets: int | None = None
     cache_stats: int = 4096  # triplets whose whole-image features are kept between epochs
+    gradient_branch: bool = True  # ablation: False drops the gradient-map terms
+    d2: bool = True  # ablation: False drops D2 (D = D1)
 
 
 def _random_crops(ref, a, b, crop: int, gen: torch.Generator):
@@ -455,7 +482,7 @@ def train_dpis(triplets, images_dir, out, config: TrainConfig | None = None, *, 
     images_dir = Path(images_dir)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    net = DPIS(patch=cfg.patch)
+    net = DPIS(DPISHead(cfg.gradient_branch, cfg.d2), patch=cfg.patch)
     head, judge = net.head, Judge()
     params = list(head.parameters()) + list(judge.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr)
@@ -524,6 +551,64 @@ def train_dpis(triplets, images_dir, out, config: TrainConfig | None = None, *, 
         history["score_2afc"].append(score / n)
         msg = (f"epoch {ep + 1}/{cfg.epochs}: BCE {history['loss'][-1]:.4f}, train accuracy "
                f"{history['accuracy'][-1]:.3f}, 2AFC {history['score_2afc'][-1]:.3f} ({time.time() - t0:.0f} s)")
-        print(msg, file=log or sys.stderr)
+        if log is not None:
+            print(msg, file=log)
+        else:
+            _log.info(msg)
     save_checkpoint(head, judge, out, config=dataclasses.asdict(cfg), history=history)
     return history
+
+
+# ---------------------------------------------------------------------------------------------
+# the seed's training data: BAPPS 2AFC train + PieAPP train, as their official downloads unpack
+
+
+def seed_triplets(bapps: str | Path, pieapp: str | Path, out_csv: str | Path | None = None):
+    """Triplets of BAPPS's 2AFC training set and PieAPP's training set, image paths relative to one root.
+
+    Parameters
+    ----------
+    bapps : str or Path
+        BAPPS as ``scripts/download_dataset.sh`` unpacks it: ``dataset/2afc`` (its ``train/`` is used) or
+        ``dataset/2afc/train`` itself, holding ``{traditional,cnn,mix}/{ref,p0,p1,judge}/``.
+    pieapp : str or Path
+        The PieAPP dataset folder (``PieAPPv0.1``) with ``reference_images/train/``,
+        ``distorted_images/train/<ref stem>/`` and ``labels/train/*_pairwise_labels.csv``.
+    out_csv : str or Path, optional
+        Where to write the combined triplets (canonical ``reference,a,b,p_a``).
+
+    Returns
+    -------
+    (DataFrame, Path)
+        The triplets (BAPPS first) and the folder their paths are relative to.
+    """
+    import pandas as pd
+    from lossarena.data.triplets import (
+        bapps_to_triplets,
+        pieapp_to_triplets,
+        validate_triplets,
+        write_triplets,
+    )
+
+    bapps, pieapp = Path(bapps), Path(pieapp)
+    for p, what in ((bapps, "--bapps"), (pieapp, "--pieapp")):
+        if not p.is_dir():
+            raise InputError(f"{what} {p}: not a folder")
+    if (bapps / "train").is_dir():
+        bapps = bapps / "train"
+    root = Path(os.path.commonpath([bapps.resolve(), pieapp.resolve()]))
+    df = pd.concat([bapps_to_triplets(bapps, images_root=root),
+                    pieapp_to_triplets(pieapp, "train", images_root=root)], ignore_index=True)
+    df = validate_triplets(df)
+    if out_csv is not None:
+        write_triplets(df, out_csv)
+    return df, root
+
+
+def train_dpis_seed(bapps, pieapp, out, config: TrainConfig | None = None, *, progress: bool = True) -> dict:
+    """Train DPIS as the seed does, on BAPPS + PieAPP (see :func:`seed_triplets`); writes ``out`` and the
+    triplets used beside it (``<out>.triplets.csv``). Returns the training history."""
+    out = Path(out)
+    df, root = seed_triplets(bapps, pieapp, out.with_suffix(".triplets.csv"))
+    _log.info("DPIS: %d triplets (BAPPS 2AFC train + PieAPP train) under %s", len(df), root)
+    return train_dpis(df, root, out, config, progress=progress)

@@ -13,24 +13,23 @@ must have the same size. DPIS averages over 224×224 patches internally (its own
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from lossarena.data.images import load_image
 from lossarena.data.triplets import read_triplets, validate_triplets
 
 from lossarena.errors import InputError, LossarenaError, MissingWeightsError
 
-from . import scoring
+from . import register_learned_metrics, scoring
+from .common import ImageCache, triplet_batches
+from .predictors import get_predictor, is_predictor, predictor_names
 
-
-def _ensure_registered() -> None:
-    from . import dpis  # noqa: F401  (registers the `dpis` metric)
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -39,7 +38,7 @@ class Scorer:
 
     name: str
     kind: str  # "metric" | "predictor"
-    run: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[np.ndarray, np.ndarray, np.ndarray]]
+    run: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]  # run(ref, a, b[, reference names])
     backbones: tuple[str, ...] = ()
     # full-reference metrics: values per (distorted, reference) batch and direction, so that a stimulus
     # that appears in many triplets (a study's votes) is scored once
@@ -47,10 +46,26 @@ class Scorer:
     lower_better: bool = True
 
 
-def _metric_scorer(name: str) -> Scorer:
+@dataclasses.dataclass
+class TwoAfcConfig:
+    """Settings of :func:`run_2afc` (see there); learned-metric checkpoints are explicit inputs."""
+
+    bootstrap: int = 1000
+    batch_size: int = 16
+    crop: int | None = None
+    seed: int = 0
+    ci_on: str = "score_2afc"
+    dpis_checkpoint: str | Path | None = None
+    roi_mlp_checkpoint: str | Path | None = None
+    title: str | None = None
+    progress: bool = True
+    baselines_only: bool = False
+
+
+def _metric_scorer(name: str, options: dict) -> Scorer:
     from lossarena.metrics import get_metric
 
-    spec = get_metric(name)
+    spec = get_metric(name, **options)
     fn = spec.function
 
     def values(dist, ref):
@@ -66,7 +81,7 @@ def _metric_scorer(name: str) -> Scorer:
     return Scorer(spec.name, "metric", run, tuple(spec.needs_weights), values, spec.lower_better)
 
 
-def _run_memo(s: Scorer, memo: dict, idx: list[int], df: pd.DataFrame, cache: _ImageCache, batch_size: int):
+def _run_memo(s: Scorer, memo: dict, idx: list[int], df: pd.DataFrame, cache: ImageCache, batch_size: int):
     """``s.run`` for a batch, scoring each (distorted, reference) pair once across the whole run."""
     keys_a = [(df["a"].iat[i], df["reference"].iat[i]) for i in idx]
     keys_b = [(df["b"].iat[i], df["reference"].iat[i]) for i in idx]
@@ -80,87 +95,45 @@ def _run_memo(s: Scorer, memo: dict, idx: list[int], df: pd.DataFrame, cache: _I
     return v_a, v_b, scoring.preference_from_values(v_a, v_b, s.lower_better)
 
 
-def _predictor_scorer(name: str) -> Scorer:
-    from .predictors import get_predictor
-
+def _predictor_scorer(name: str, checkpoint: Path | None) -> Scorer:
     spec = get_predictor(name)
-    predict = spec.load()
+    predict = spec.load(checkpoint)
 
-    def run(ref, a, b):
+    def run(ref, a, b, names=None):
         with torch.no_grad():
-            p = predict(ref, a, b).detach().double().cpu().numpy().reshape(-1)
+            p = (predict(ref, a, b, names) if names is not None else predict(ref, a, b))
+            p = p.detach().double().cpu().numpy().reshape(-1)
         return p, 1.0 - p, scoring.preference_from_prob(p)
 
-    return Scorer(spec.name, "predictor", run, tuple(getattr(spec, "backbones", lambda: ())()))
+    return Scorer(spec.name, "predictor", run, tuple(spec.backbones(checkpoint)))
 
 
-def make_scorer(name: str) -> Scorer:
-    from .predictors import is_predictor
+def make_scorer(name: str, *, dpis_checkpoint=None, roi_mlp_checkpoint=None) -> Scorer:
+    """The scorer for a metric spec (``NAME[:key=value]``) or a 2AFC predictor name.
 
-    _ensure_registered()
+    ``dpis_checkpoint`` is bound as the ``dpis`` metric's ``checkpoint`` option; ``roi_mlp_checkpoint``
+    is passed to the ROI-MLP predictors. ``None``: their default locations.
+    """
+    register_learned_metrics()
     if is_predictor(name):
-        return _predictor_scorer(name)
-    return _metric_scorer(name)
+        return _predictor_scorer(name, Path(roi_mlp_checkpoint) if roi_mlp_checkpoint else None)
+    from lossarena.metrics import parse_metric_spec
+
+    opts = {}
+    if dpis_checkpoint and parse_metric_spec(name).name == "dpis" and ":" not in name:
+        opts["checkpoint"] = str(dpis_checkpoint)
+    return _metric_scorer(name, opts)
 
 
-def default_names() -> list[str]:
+def default_names(*, dpis_checkpoint=None, roi_mlp_checkpoint=None) -> list[str]:
     """Every registered metric whose backbones are present, plus every available 2AFC predictor."""
     from lossarena.metrics import list_metrics, weights_present
 
-    from .predictors import PREDICTORS, predictor_names
-
-    _ensure_registered()
+    register_learned_metrics()
     names = [s.name for s in list_metrics() if weights_present(s)]
-    names += [n for n in predictor_names() if PREDICTORS.get(n).available()]
+    ck = Path(roi_mlp_checkpoint) if roi_mlp_checkpoint else None
+    names += [n for n in predictor_names() if get_predictor(n).available(ck)]
     return names
-
-
-def _center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    if h < size or w < size:
-        return x
-    t, left = (h - size) // 2, (w - size) // 2
-    return x[..., t:t + size, left:left + size]
-
-
-class _ImageCache:
-    def __init__(self, root: Path, crop: int | None, capacity: int = 96):
-        self.root, self.crop, self.capacity = root, crop, capacity
-        self._d: OrderedDict[str, torch.Tensor] = OrderedDict()
-
-    def get(self, rel: str) -> torch.Tensor:
-        if rel in self._d:
-            self._d.move_to_end(rel)
-            return self._d[rel]
-        p = Path(rel)
-        x = load_image(p if p.is_absolute() else self.root / p)
-        if self.crop:
-            x = _center_crop(x, self.crop)
-        self._d[rel] = x
-        if len(self._d) > self.capacity:
-            self._d.popitem(last=False)
-        return x
-
-
-def _batches(df: pd.DataFrame, cache: _ImageCache, batch_size: int):
-    """Yield (row indices, ref, a, b) with same-size images stacked."""
-    idx, refs, as_, bs = [], [], [], []
-    shape = None
-    for i, (r, a, b) in enumerate(zip(df["reference"], df["a"], df["b"])):
-        xr, xa, xb = cache.get(r), cache.get(a), cache.get(b)
-        if not (xr.shape == xa.shape == xb.shape):
-            raise InputError(f"triplet line {i + 2}: image sizes differ: {r} {tuple(xr.shape[-2:])}, "
-                             f"{a} {tuple(xa.shape[-2:])}, {b} {tuple(xb.shape[-2:])}")
-        if idx and (xr.shape != shape or len(idx) >= batch_size):
-            yield idx, torch.cat(refs), torch.cat(as_), torch.cat(bs)
-            idx, refs, as_, bs = [], [], [], []
-        shape = xr.shape
-        idx.append(i)
-        refs.append(xr)
-        as_.append(xa)
-        bs.append(xb)
-    if idx:
-        yield idx, torch.cat(refs), torch.cat(as_), torch.cat(bs)
 
 
 @dataclasses.dataclass
@@ -173,63 +146,38 @@ class BenchmarkOutput:
     report: Path | None
 
 
-def run_2afc(triplets, images_dir, metrics: Sequence[str] | None = None, bootstrap: int = 1000,
-             out_csv=None, report_dir=None, *, batch_size: int = 16, crop: int | None = None, seed: int = 0,
-             ci_on: str = "score_2afc", dpis_checkpoint=None, roi_mlp_checkpoint=None,
-             title: str | None = None, progress: bool = True, baselines_only: bool = False) -> BenchmarkOutput:
-    """Benchmark ``metrics`` (default: every available metric and 2AFC predictor) on ``triplets``.
-
-    ``triplets`` is a canonical CSV path or a DataFrame with ``reference,a,b,p_a``; image paths are
-    relative to ``images_dir``. Writes ``out_csv`` (``acc.csv``) and, with ``report_dir``, an HTML
-    report with a bar chart. Metrics named explicitly must work (missing weights -> exit 3); from
-    the default list, a metric that cannot run is skipped with a printed reason. ``baselines_only``
-    scores only the always-majority and human-ceiling rows from the labels (no images needed).
-    """
-    from tqdm.auto import tqdm
-
-    from . import dpis, roi_mlp
-
-    if dpis_checkpoint is not None:
-        dpis.set_checkpoint(dpis_checkpoint)
-    if roi_mlp_checkpoint is not None:
-        roi_mlp.set_checkpoint(roi_mlp_checkpoint)
-    if isinstance(triplets, pd.DataFrame):
-        df, source = validate_triplets(triplets), "triplets"
-    else:
-        df, source = read_triplets(triplets), str(triplets)
-    explicit = metrics is not None and len(metrics) > 0
-    if baselines_only:
-        names = []
-    else:
-        if images_dir is None or not Path(images_dir).is_dir():
-            raise InputError(f"{images_dir}: images folder not found")
-        names = list(dict.fromkeys(metrics)) if explicit else default_names()
-    images_dir = Path(images_dir or ".")
-
-    skipped: dict[str, str] = {}
-    scorers: list[Scorer] = []
+def _build_scorers(names: list[str], explicit: bool, cfg: TwoAfcConfig, skipped: dict[str, str]) -> list[Scorer]:
+    scorers = []
     for n in names:
         try:
-            scorers.append(make_scorer(n))
+            scorers.append(make_scorer(n, dpis_checkpoint=cfg.dpis_checkpoint,
+                                       roi_mlp_checkpoint=cfg.roi_mlp_checkpoint))
         except MissingWeightsError as e:
             if explicit:
                 raise
             skipped[n] = str(e)
-    cache = _ImageCache(images_dir, crop)
+    return scorers
+
+
+def _score_all(df: pd.DataFrame, scorers: list[Scorer], images_dir: Path, cfg: TwoAfcConfig, *,
+               explicit: bool, source: str, skipped: dict[str, str]) -> tuple[dict, dict]:
+    """Run every scorer on every triplet batch; a scorer that fails is dropped (explicit: re-raised)."""
+    from tqdm.auto import tqdm
+
+    cache = ImageCache(images_dir, cfg.crop)
     n_rows = len(df)
     pref = {s.name: np.full(n_rows, np.nan) for s in scorers}
     vals = {s.name: (np.full(n_rows, np.nan), np.full(n_rows, np.nan)) for s in scorers}
-    n_batches = -(-n_rows // batch_size)
-    bar = tqdm(_batches(df, cache, batch_size) if scorers else [], total=n_batches, desc="2afc", unit="batch",
-               disable=not progress or not scorers, file=sys.stderr)
+    bar = tqdm(triplet_batches(df, cache, cfg.batch_size) if scorers else [], total=-(-n_rows // cfg.batch_size),
+               desc="2afc", unit="batch", disable=not cfg.progress or not scorers, file=sys.stderr)
     memos: dict[str, dict] = {s.name: {} for s in scorers}
     for idx, ref, a, b in bar:
         for s in list(scorers):
             try:
                 if s.values is not None:
-                    va, vb, pr = _run_memo(s, memos[s.name], idx, df, cache, batch_size)
-                else:
-                    va, vb, pr = s.run(ref, a, b)
+                    va, vb, pr = _run_memo(s, memos[s.name], idx, df, cache, cfg.batch_size)
+                else:  # predictors also get the references' file names (saliency from a mask folder)
+                    va, vb, pr = s.run(ref, a, b, [Path(df["reference"].iat[i]).name for i in idx])
             except MissingWeightsError as e:
                 if explicit:
                     raise
@@ -247,19 +195,67 @@ def run_2afc(triplets, images_dir, metrics: Sequence[str] | None = None, bootstr
                 continue
             scorers.remove(s)
             pref.pop(s.name), vals.pop(s.name)
-    for n, why in skipped.items():
-        print(f"skipped {n}: {why}", file=sys.stderr)
+    return pref, vals
 
-    p_a = df["p_a"].to_numpy(dtype=float)
-    results = [scoring.summarize(s.name, pref[s.name], p_a, n_boot=bootstrap, seed=seed, ci_on=ci_on)
-               for s in scorers]
-    results += scoring.reference_rows(df, n_boot=bootstrap, seed=seed, ci_on=ci_on)
-    acc = scoring.results_frame(results)
-    pred = df[list(("reference", "a", "b", "p_a"))].copy()
+
+def _predictions(df: pd.DataFrame, scorers: list[Scorer], pref: dict, vals: dict) -> pd.DataFrame:
+    pred = df[["reference", "a", "b", "p_a"]].copy()
     for s in scorers:
         pred[f"{s.name}:a"] = vals[s.name][0]
         pred[f"{s.name}:b"] = vals[s.name][1]
         pred[f"{s.name}:pref_a"] = pref[s.name]
+    return pred
+
+
+def run_2afc(triplets, images_dir, metrics: Sequence[str] | None = None, bootstrap: int = 1000,
+             out_csv=None, report_dir=None, *, config: TwoAfcConfig | None = None, **settings) -> BenchmarkOutput:
+    """Benchmark ``metrics`` (default: every available metric and 2AFC predictor) on ``triplets``.
+
+    Parameters
+    ----------
+    triplets : str, Path or DataFrame
+        Canonical triplets (``reference,a,b,p_a``); image paths relative to ``images_dir``.
+    images_dir : str or Path
+        Folder of the images (may be None with ``baselines_only``).
+    metrics : sequence of str, optional
+        Metric specs or predictor names. Named explicitly, each must work (missing weights → exit 3);
+        from the default list, one that cannot run is skipped with a logged reason.
+    bootstrap : int
+        Bootstrap resamples for the 95 % CI.
+    out_csv, report_dir : path, optional
+        ``acc.csv`` to write; folder for the HTML report.
+    config : TwoAfcConfig, optional
+        Other settings; keyword ``settings`` (e.g. ``crop=64``, ``dpis_checkpoint=...``) override its fields.
+
+    Returns
+    -------
+    BenchmarkOutput
+    """
+    cfg = dataclasses.replace(config or TwoAfcConfig(), bootstrap=bootstrap, **settings)
+    if isinstance(triplets, pd.DataFrame):
+        df, source = validate_triplets(triplets), "triplets"
+    else:
+        df, source = read_triplets(triplets), str(triplets)
+    explicit = metrics is not None and len(metrics) > 0
+    names: list[str] = []
+    if not cfg.baselines_only:
+        if images_dir is None or not Path(images_dir).is_dir():
+            raise InputError(f"{images_dir}: images folder not found")
+        names = list(dict.fromkeys(metrics)) if explicit else default_names(
+            dpis_checkpoint=cfg.dpis_checkpoint, roi_mlp_checkpoint=cfg.roi_mlp_checkpoint)
+    skipped: dict[str, str] = {}
+    scorers = _build_scorers(names, explicit, cfg, skipped)
+    pref, vals = _score_all(df, scorers, Path(images_dir or "."), cfg, explicit=explicit, source=source,
+                            skipped=skipped)
+    for n, why in skipped.items():
+        log.warning("skipped %s: %s", n, why)
+
+    p_a = df["p_a"].to_numpy(dtype=float)
+    results = [scoring.summarize(s.name, pref[s.name], p_a, n_boot=cfg.bootstrap, seed=cfg.seed, ci_on=cfg.ci_on)
+               for s in scorers]
+    results += scoring.reference_rows(df, n_boot=cfg.bootstrap, seed=cfg.seed, ci_on=cfg.ci_on)
+    acc = scoring.results_frame(results)
+    pred = _predictions(df, scorers, pref, vals)
     if out_csv is not None:
         out_csv = Path(out_csv)
         out_csv.parent.mkdir(parents=True, exist_ok=True)
@@ -272,7 +268,7 @@ def run_2afc(triplets, images_dir, metrics: Sequence[str] | None = None, bootstr
     if report_dir is not None:
         from .report import write_report
 
-        report = write_report(acc, pred, report_dir, skipped=skipped, source=source, bootstrap=bootstrap,
-                              ci_on=ci_on, title=title, kinds={s.name: s.kind for s in scorers},
+        report = write_report(acc, pred, report_dir, skipped=skipped, source=source, bootstrap=cfg.bootstrap,
+                              ci_on=cfg.ci_on, title=cfg.title, kinds={s.name: s.kind for s in scorers},
                               standin=standin)
     return BenchmarkOutput(acc, pred, skipped, standin, out_csv, report)

@@ -49,13 +49,13 @@ def _untrained_checkpoints(tmp: Path) -> tuple[Path, Path]:
     from lossarena.benchmark import roi_mlp as R
 
     dp = D.save_checkpoint(D.DPISHead(), D.Judge(), tmp / "dpis.pt", config={"patch": D.PATCH}, history={})
-    ext = R.FeatureExtractor(loud=False)
+    # untrained ROI-MLP on LPIPS-Alex (stand-in) inputs, without D-loss (no ROI codec here): timing only
+    ext = R.FeatureExtractor(R.FeatureConfig(d_loss=False))
+    n = len(ext.names)
     rp = tmp / "roi_mlp.pt"
-    torch.save({"format": R.FORMAT, "version": 1, "features": R.feature_names(), "extractor": ext.describe(),
-                "config": {}, "roi": R.RoiMLP(16).state_dict(), "basic": R.RoiMLP(8).state_dict(),
+    torch.save({"format": R.FORMAT, "version": R.VERSION, "features": ext.names, "extractor": ext.describe(),
+                "config": {}, "roi": R.RoiMLP(n).state_dict(), "basic": R.RoiMLP(n // 2).state_dict(),
                 "history": {}}, rp)
-    D.set_checkpoint(dp)
-    R.set_checkpoint(rp)
     return dp, rp
 
 
@@ -107,13 +107,14 @@ def main(argv=None) -> int:
     from lossarena.metrics import METRICS
     from lossarena.metrics import weights as W
 
+    dp = rp = None
     if a.standin:
-        _untrained_checkpoints(tmp)
-    names = a.metrics or default_names()
+        dp, rp = _untrained_checkpoints(tmp)
+    names = a.metrics or default_names(dpis_checkpoint=dp, roi_mlp_checkpoint=rp)
     rows = []
     for n in names:
         try:
-            sc = make_scorer(n)
+            sc = make_scorer(n, dpis_checkpoint=dp, roi_mlp_checkpoint=rp)
         except LossarenaError as e:
             rows.append((n, {}, f"skipped: {e}"))
             continue

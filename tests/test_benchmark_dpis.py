@@ -11,10 +11,10 @@ import warnings
 import pytest
 import torch
 from lossarena.benchmark import dpis as D
-from lossarena.benchmark import synthetic, twoafc
+from lossarena.benchmark import register_learned_metrics, synthetic, twoafc
+from lossarena.pipeline.cli import main as lossarena_main
 from standin import empty_home, standin_home, standin_root  # noqa: F401
 
-from lossarena.pipeline.cli import main as lossarena_main
 from lossarena.errors import MissingWeightsError
 from lossarena.metrics import get_metric
 
@@ -24,7 +24,6 @@ def _quiet():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-    D.set_checkpoint(None)  # never leak a test checkpoint into other tests
 
 
 def test_gradient_map():
@@ -43,9 +42,34 @@ def test_tile_positions():
     assert D.tile_positions(448, 224) == [0, 224]
 
 
-def test_registered_spec():
+def test_registered_spec(tmp_path):
+    register_learned_metrics()
     spec = get_metric("dpis")
     assert spec.lower_better and spec.needs_weights == ("vgg16", "alexnet")
+    bound = get_metric(f"dpis:checkpoint={tmp_path / 'x.pt'}")  # the checkpoint is an explicit option
+    assert bound.kwargs == {"checkpoint": str(tmp_path / "x.pt")}
+
+
+def test_importing_the_benchmark_registers_nothing():
+    """Learned metrics register only through register_learned_metrics(); listing metrics never imports
+    the benchmark layer (no entry point of ours)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import lossarena.benchmark.twoafc, lossarena.benchmark.dpis, lossarena.benchmark.roi_mlp\n"
+            "from lossarena.metrics import metric_names\n"
+            "from lossarena.benchmark.predictors import predictor_names\n"
+            "assert 'dpis' not in metric_names(plugins=True), 'dpis registered on import'\n"
+            "assert not predictor_names(), 'predictors registered on import'\n"
+            "from lossarena.benchmark import register_learned_metrics; register_learned_metrics()\n"
+            "assert 'dpis' in metric_names() and 'roi-mlp' in predictor_names()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run([sys.executable, "-c", "import sys; from lossarena.metrics import metric_names; "
+                        "metric_names(plugins=True); assert not any(m.startswith('lossarena.benchmark') "
+                        "for m in sys.modules), 'benchmark imported by the metrics layer'"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 @pytest.mark.usefixtures("empty_home")
@@ -57,7 +81,7 @@ def test_missing_backbones_exit_3(tmp_path, capsys):
 @pytest.mark.usefixtures("standin_home")
 def test_missing_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv(D.CHECKPOINT_ENV, str(tmp_path / "nope.pt"))
-    D.set_checkpoint(None)
+    register_learned_metrics()
     with pytest.raises(MissingWeightsError, match="train-dpis"):
         get_metric("dpis").function(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
 
@@ -100,7 +124,14 @@ def test_training_learns_a_synthetic_task(tmp_path):
     assert acc["dpis"] >= 0.75 and acc["dpis"] > acc["mse"] + 0.1
     head, judge, meta = D.load_checkpoint(ck)
     assert meta["format"] == "lossarena-dpis" and meta["backbones"]["vgg16"] == "stand-in"
-    D.set_checkpoint(None)
+    # ablation of the trained model: without its gradient-map terms it ranks the held-out set worse
+    # (the brightness shift is invisible to the gradient map, so that branch carries the task)
+    ab = tmp_path / "dpis_nograd.pt"
+    D.save_checkpoint(head, judge, ab, config={**meta["config"], "gradient_branch": False}, history={})
+    assert D.load_checkpoint(ab)[0].gradient_branch is False
+    res_ab = twoafc.run_2afc(te / "triplets.csv", te, ["dpis"], 0, None, None, dpis_checkpoint=ab, progress=False)
+    acc_ab = res_ab.acc.set_index("metric")["accuracy"]["dpis"]
+    assert acc_ab < acc["dpis"] - 0.04, (acc_ab, acc["dpis"])
 
 
 @pytest.mark.usefixtures("standin_home")
@@ -111,3 +142,63 @@ def test_cli_train_dpis(tmp_path, capsys):
                          "--out", str(tmp_path / "m.pt"), "--epochs", "1", "--no-progress"])
     assert rc == 0 and (tmp_path / "m.pt").is_file()
     assert "STAND-IN WEIGHTS" in capsys.readouterr().err
+
+
+def _seed_layout(tmp_path, n_bapps: int = 6, size: int = 32):
+    """Tiny BAPPS (dataset/2afc/{train,val}/traditional/...) and PieAPP (PieAPPv0.1/...) trees laid out as the
+    official downloads unpack, filled with synthetic images; labels prefer the less noisy image."""
+    import numpy as np
+    import pandas as pd
+    from lossarena.data.images import save_image
+
+    g = torch.Generator().manual_seed(0)
+    bapps = tmp_path / "BAPPS" / "dataset" / "2afc"
+    for split in ("train", "val"):
+        d = bapps / split / "traditional"
+        for sub in ("ref", "p0", "p1", "judge"):
+            (d / sub).mkdir(parents=True)
+        for i in range(n_bapps):
+            ref = torch.rand(1, 3, size, size, generator=g)
+            s0, s1 = (0.02, 0.2) if i % 2 else (0.2, 0.02)
+            save_image(ref, d / "ref" / f"{i:06d}.png")
+            save_image((ref + s0 * torch.randn(ref.shape, generator=g)).clamp(0, 1), d / "p0" / f"{i:06d}.png")
+            save_image((ref + s1 * torch.randn(ref.shape, generator=g)).clamp(0, 1), d / "p1" / f"{i:06d}.png")
+            np.save(d / "judge" / f"{i:06d}.npy", np.array([0.9 if s1 < s0 else 0.1]))  # share choosing p1
+    pie = tmp_path / "PieAPPv0.1"
+    rows = []
+    for k in range(2):
+        ref = torch.rand(1, 3, 48, 48, generator=g)
+        save_image(ref, pie / "reference_images" / "train" / f"ref_{k:03d}.png")
+        for j, s in enumerate((0.02, 0.1, 0.3)):
+            save_image((ref + s * torch.randn(ref.shape, generator=g)).clamp(0, 1),
+                       pie / "distorted_images" / "train" / f"ref_{k:03d}" / f"distort_{j}.png")
+        lab = pie / "labels" / "train"
+        lab.mkdir(parents=True, exist_ok=True)
+        rows = {"ref. image": [f"ref_{k:03d}.png"] * 2, " distorted image A": ["distort_0.png", "distort_2.png"],
+                " distorted image B": ["distort_1.png", "distort_1.png"],
+                " raw probability of preference for A": [0.8, 0.2],
+                " processed probability of preference for A": [0.85, 0.15]}
+        pd.DataFrame(rows).to_csv(lab / f"ref_{k:03d}_pairwise_labels.csv", index=False)
+    return bapps, pie
+
+
+@pytest.mark.usefixtures("standin_home")
+def test_train_dpis_on_bapps_and_pieapp_layout(tmp_path, capsys):
+    """One command trains on BAPPS (train split) + PieAPP (train split) as downloaded."""
+    import pandas as pd
+
+    bapps, pie = _seed_layout(tmp_path)
+    df, root = D.seed_triplets(bapps, pie)
+    assert len(df) == 6 + 4  # BAPPS train only (not val), then PieAPP train
+    assert df["reference"].iloc[0].startswith("BAPPS/dataset/2afc/train/traditional/ref/")
+    assert df["p_a"].iloc[0] == pytest.approx(0.1) and df["p_a"].iloc[1] == pytest.approx(0.9)  # 1 − judge
+    assert df["a"].iloc[6] == "PieAPPv0.1/distorted_images/train/ref_000/distort_0.png"
+    assert df["p_a"].iloc[6] == pytest.approx(0.85)  # the processed probability
+    assert all((root / p).is_file() for p in pd.concat([df["reference"], df["a"], df["b"]]))
+    out = tmp_path / "dpis.pt"
+    rc = lossarena_main(["benchmark", "train-dpis", "--bapps", str(bapps), "--pieapp", str(pie), "--out", str(out),
+                         "--epochs", "1", "--crop", "32", "--patch", "32", "--no-progress"])
+    assert rc == 0 and out.is_file()
+    assert len(pd.read_csv(out.with_suffix(".triplets.csv"))) == 10
+    assert lossarena_main(["benchmark", "train-dpis", "--bapps", str(bapps), "--out", str(out)]) == 2
+    assert "--pieapp" in capsys.readouterr().err
