@@ -23,9 +23,9 @@ several sizes and on the ROI codec's GMM streams). The work is O(symbols) and me
 fixed by the validated header before a byte of the string is decoded. Any violation raises
 :class:`CorruptStreamError` (a :class:`~lossarena.codecs.bitstream.BitstreamError`, exit code 2).
 
-Speed: pure Python, ~0.4-1 µs per symbol on this project's CPUs, 15-80× slower than the C++ decoder
-(``benchmarks/fuzz_bitstreams.py --speed``, recorded in ``benchmarks/RESULTS_fuzz_bitstreams.md``), which
-is still faster than the synthesis transform at every image size we measured.
+Speed: pure Python, a few µs per symbol; measured side by side with the C++ decoder (same strings,
+same tables) by ``benchmarks/fuzz_bitstreams.py --speed`` and recorded in
+``benchmarks/RESULTS_fuzz_bitstreams.md``. The synthesis transform still dominates a whole decode.
 """
 
 from __future__ import annotations
