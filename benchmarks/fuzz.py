@@ -348,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-bitstreams", action="store_true")
     ap.add_argument("--no-repro", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="print only; do not write RESULTS_fuzz.md")
+    ap.add_argument("--stats-json", help="also save the per-format statistics and repro rows as JSON")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--start", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--stop", type=int, help=argparse.SUPPRESS)
@@ -378,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"bitstreams {codec}: " + ", ".join(f"{k} {s.get(k)}" for k in
                                                     ("cases", "ok", "clean_errors", "crashes", "hangs", "nondeterministic")))
     rows = [] if args.no_repro else repro(log)
+    if args.stats_json:
+        Path(args.stats_json).write_text(json.dumps({"stats": stats, "bitstreams": bits, "repro": rows}, indent=1))
     if not args.no_write:
         write_results(stats, bits, rows, args, HERE / "RESULTS_fuzz.md")
         log(f"wrote {HERE / 'RESULTS_fuzz.md'}")

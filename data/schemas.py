@@ -533,6 +533,9 @@ def _convert(col: Column, values: np.ndarray, lines: np.ndarray, src: str):
     return num
 
 
+_strip = np.frompyfunc(str.strip, 1, 1)
+
+
 def frame_from_raw(raw: RawTable, schema: Schema | None = None, *, allow_empty: bool = False) -> pd.DataFrame:
     """Validate a :class:`RawTable` against ``schema`` and build the DataFrame (see :func:`read_table`)."""
     _check_header(raw, schema)
@@ -540,9 +543,13 @@ def frame_from_raw(raw: RawTable, schema: Schema | None = None, *, allow_empty: 
         raise SchemaError(raw.source, "no data rows (header only)" if raw.header else "empty file")
     lines = np.asarray(raw.lines, dtype=np.int64)
     cols: dict[str, object] = {}
-    for j, h in enumerate(raw.header):
-        vals = np.empty(len(raw.rows), dtype=object)
-        vals[:] = [r[j].strip() if j < len(r) else "" for r in raw.rows]
+    width = len(raw.header)
+    rows = raw.rows if all(len(r) == width for r in raw.rows) else [(r + [""] * width)[:width] for r in raw.rows]
+    columns = list(zip(*rows)) if rows else [()] * width
+    for h, col in zip(raw.header, columns):
+        vals = np.empty(len(col), dtype=object)
+        vals[:] = col
+        vals = _strip(vals) if len(vals) else vals
         spec = schema.column(h) if schema is not None else None
         cols[h] = _convert(spec, vals, lines, raw.source) if spec is not None else vals
     df = pd.DataFrame(cols, index=pd.RangeIndex(len(raw.rows)))
