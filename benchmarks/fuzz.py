@@ -275,16 +275,18 @@ def repro(log) -> list[dict]:
     ]
     exe = str(Path(sys.executable).with_name("lossarena"))
     rows = []
+    timer = Path("/usr/bin/time")
     for what, argv in cmds:
         t0 = time.perf_counter()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        p = subprocess.run([exe, *argv], cwd=d, capture_output=True, text=True, timeout=600)
+        mem = d / "maxrss.txt"
+        pre = [str(timer), "-q", "-f", "%M", "-o", str(mem)] if timer.exists() else []
+        p = subprocess.run([*pre, exe, *argv], cwd=d, capture_output=True, text=True, timeout=600)
         dt = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        peak = int(mem.read_text().split()[-1]) / 1024 if pre and mem.exists() else None
         err = [ln for ln in p.stderr.splitlines() if ln.strip()]
         last = err[-1] if err else ""
         rows.append({"what": what, "cmd": "lossarena " + " ".join(argv).replace(o, "OUT"), "rc": p.returncode,
-                     "s": round(dt, 1), "peak_mb": round(max(peak, before) / 1024) if peak > before else None,
+                     "s": round(dt, 1), "peak_mb": round(peak) if peak else None,
                      "message": last.replace(str(d) + "/", "")[:160] if p.returncode else p.stdout.strip()[:160],
                      "traceback": "Traceback" in p.stderr})
         log(f"repro: {what}: exit {p.returncode} in {dt:.1f} s: {rows[-1]['message'][:100]}")
@@ -292,6 +294,10 @@ def repro(log) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------- report
+
+
+def _base(s: dict) -> str:
+    return f" ({s['base_rss_mb']:.0f})" if s.get("base_rss_mb") else ""
 
 
 def write_results(stats: dict, bits: dict | None, rows: list[dict], args, path: Path) -> None:
@@ -307,7 +313,7 @@ def write_results(stats: dict, bits: dict | None, rows: list[dict], args, path: 
     for name, s in stats.items():
         lines.append(f"| {name} | {s['cases']} | {s['ok']} | {s['clean_errors']} | {s['tracebacks']} | "
                      f"{s['multi_line_errors']} | {s['crashes']} | {s['memory']} | {s['hangs']} | "
-                     f"{s['nondeterministic']} | {s['peak_rss_mb']:.0f} ({s['base_rss_mb']:.0f}) | "
+                     f"{s['nondeterministic']} | {s['peak_rss_mb']:.0f}{_base(s)} | "
                      f"{s['max_case_s']:.2f} |")
     tot = {k: sum(s[k] for s in stats.values()) for k in KEYS}
     lines.append(f"| **all** | {tot['cases']} | {tot['ok']} | {tot['clean_errors']} | {tot['tracebacks']} | "
