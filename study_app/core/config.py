@@ -94,6 +94,7 @@ class StudyConfig:
     completion_url: str = ""  # e.g. https://app.prolific.com/submissions/complete?cc=C1A2B3C4
     completion_code: str = ""  # the platform's study-level completion code (Prolific); {code} in the URL
     scale: int = 1  # k: every image pixel covers k x k device pixels
+    prefetch: int = 3  # pairs the browser holds: the current one and prefetch - 1 decoded ahead
     stated_minutes: tuple[int, int] = (10, 15)  # the duration the consent page states
     mturk_submit_hosts: tuple[str, ...] = ("https://www.mturk.com", "https://workersandbox.mturk.com")
     qc: QualityControl = field(default_factory=QualityControl)

@@ -57,13 +57,13 @@ def vote_rows(store: SqlStore, study_id: str, include_traps: bool = False, qc: Q
 
 
 def write_votes_csv(rows: list[dict], out_csv: str | Path) -> Path:
-    out = Path(out_csv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(COLUMNS))
-        w.writeheader()
-        w.writerows(rows)
-    return out
+    """Write through the one definition of ``votes.csv`` (:data:`lossarena.data.schemas.VOTES`):
+    its columns in canonical order, then the per-trial log columns; atomically. An empty study
+    writes the header only."""
+    import pandas as pd
+    from lossarena.data.schemas import VOTES, write_table
+
+    return write_table(pd.DataFrame(rows, columns=list(COLUMNS)), out_csv, VOTES)
 
 
 def votes_csv_text(rows: list[dict]) -> str:

@@ -50,7 +50,7 @@ if msg is not None:
     disp = msg.get("display") if isinstance(msg.get("display"), dict) else (answers[-1] if answers else None)
     if disp:
         st.session_state["la_paused"] = rt.check_live_display(pid, disp)
-pairs = rt.upcoming_pairs(pid, 2)
+pairs = rt.upcoming_pairs(pid, max(2, min(int(rt.cfg.prefetch), 5)))
 if not pairs:
     st.rerun()  # finished: the stage is now done
 held = set(raw.get("held") or []) if isinstance(raw.get("held"), list) else set()
