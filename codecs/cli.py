@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--metrics", help="comma-separated (default: every metric that can run here)")
     add_device_argument(e)
     e.add_argument("--resume", action="store_true", help="keep rows already in --out, append the missing ones")
+    e.add_argument("--jobs", type=int, default=1, help="checkpoints evaluated in N processes (one per GPU)")
 
     r = sub.add_parser("rd", help="RD curves per metric with CompressAI's published anchors")
     r.add_argument("results")
@@ -251,7 +252,7 @@ def _run(args) -> int:
         from .evaluate import evaluate, summarize
 
         df = evaluate(_ckpt_list(args.ckpts), args.data, args.out, metrics=_csv(args.metrics), device=args.device,
-                      resume=args.resume)
+                      resume=args.resume, jobs=args.jobs)
         with_cols = [c for c in ("bpp", "bpp_est", "psnr", "ms-ssim") if c in df.columns]
         print(summarize(df)[["model", *with_cols]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         print(f"wrote {args.out} ({len(df)} rows)")

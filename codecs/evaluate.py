@@ -54,7 +54,7 @@ def score(x_hat: torch.Tensor, x: torch.Tensor, metrics: list[str], *, warned: s
 
 
 def evaluate(ckpts, images, out_csv, *, metrics: list[str] | None = None, device: str = "auto",
-             progress: bool = True, resume: bool = False):
+             progress: bool = True, resume: bool = False, jobs: int = 1):
     """Evaluate checkpoints on a folder (or list) of images; appends rows as they come, returns the DataFrame.
 
     Parameters
@@ -71,6 +71,10 @@ def evaluate(ckpts, images, out_csv, *, metrics: list[str] | None = None, device
     resume : bool
         Keep the rows already in ``out_csv`` (same columns required) and evaluate only the missing
         (image, model) pairs.
+    jobs : int
+        Evaluate the checkpoints in this many processes at once (each writes ``<out>.partK.csv``,
+        resumable on its own; the parts are then concatenated into ``out_csv``). On a multi-GPU machine
+        give ``device="cuda"`` and ``jobs`` = number of GPUs: process k uses ``cuda:k``.
 
     Returns
     -------
@@ -87,6 +91,9 @@ def evaluate(ckpts, images, out_csv, *, metrics: list[str] | None = None, device
     from .device import resolve_device
     from .interface import open_codec
 
+    if jobs > 1 and len(ckpts) > 1:
+        return _evaluate_parallel(list(ckpts), images, out_csv, metrics=metrics, device=device, resume=resume,
+                                  jobs=jobs)
     dev = resolve_device(device)
     paths = list_images(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
     metric_names = available_metrics(metrics)
@@ -135,6 +142,32 @@ def evaluate(ckpts, images, out_csv, *, metrics: list[str] | None = None, device
             del codec
     bar.close()
     return pd.read_csv(out_csv, dtype={"image": str, "model": str})
+
+
+def _evaluate_parallel(ckpts, images, out_csv, *, metrics, device, resume, jobs):
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    import pandas as pd
+    import torch
+
+    out_csv = Path(out_csv)
+    n = min(jobs, len(ckpts))
+    groups = [ckpts[k::n] for k in range(n)]
+    gpus = torch.cuda.device_count() if str(device).startswith("cuda") or str(device) == "auto" else 0
+    parts = [out_csv.with_name(f"{out_csv.stem}.part{k}{out_csv.suffix}") for k in range(n)]
+    with cf.ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
+        futs = [pool.submit(evaluate, [str(c) for c in g], images, parts[k], metrics=metrics,
+                            device=f"cuda:{k % gpus}" if gpus else ("cpu" if device == "auto" else device),
+                            progress=False, resume=resume)
+                for k, g in enumerate(groups)]
+        for f in futs:
+            f.result()
+    frames = [pd.read_csv(p, dtype={"image": str, "model": str}) for p in parts]
+    df = pd.concat(frames, ignore_index=True)
+    df.to_csv(out_csv, index=False)
+    log.info("evaluate: %d checkpoints in %d processes -> %s", len(ckpts), n, out_csv)
+    return df
 
 
 def sync(dev) -> None:

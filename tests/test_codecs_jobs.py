@@ -156,3 +156,35 @@ def test_prepare_data_cli_and_train_from_cache_with_workers(tmp_path, capsys):
                         "--log-every", "1"]) == 0
     assert read_checkpoint(ck)["config"]["data"] == str(cache)
     assert codecs_main(["zoo-status", str(tmp_path / "nothing")]) == 2
+
+
+def _two_checkpoints():
+    from codecs_helpers import tiny_checkpoint
+
+    return [tiny_checkpoint(steps=2, lmbda=50.0, name="ev-a"), tiny_checkpoint(steps=2, lmbda=5000.0, name="ev-b")]
+
+
+def test_evaluate_appends_rows_and_resumes(tmp_path):
+    from lossarena.codecs.evaluate import evaluate
+
+    a, b = _two_checkpoints()
+    out = tmp_path / "results.csv"
+    first = evaluate([a], images(), out, metrics=["psnr"], progress=False, device="cpu")
+    assert len(first) == 3
+    both = evaluate([a, b], images(), out, metrics=["psnr"], progress=False, device="cpu", resume=True)
+    assert len(both) == 6 and both.iloc[:3].equals(first)  # the old rows were kept, not recomputed
+    assert set(both["model"]) == {"ev-a", "ev-b"}
+    with pytest.raises(InputError, match="cannot resume: its columns"):
+        evaluate([a], images(), out, metrics=["psnr", "mse"], progress=False, device="cpu", resume=True)
+
+
+@pytest.mark.slow
+def test_evaluate_parallel_over_checkpoints_equals_serial(tmp_path):
+    from lossarena.codecs.evaluate import evaluate
+
+    ck = _two_checkpoints()
+    serial = evaluate(ck, images(), tmp_path / "s.csv", metrics=["psnr"], progress=False, device="cpu")
+    par = evaluate(ck, images(), tmp_path / "p.csv", metrics=["psnr"], progress=False, device="cpu", jobs=2)
+    key = ["model", "image"]
+    s, p = serial.sort_values(key).reset_index(drop=True), par.sort_values(key).reset_index(drop=True)
+    assert s[key + ["bpp", "bpp_est", "psnr"]].equals(p[key + ["bpp", "bpp_est", "psnr"]])
