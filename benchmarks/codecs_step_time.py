@@ -53,6 +53,44 @@ def count_syncs(fn, n: int, device: torch.device) -> tuple[float, float]:
     return len(calls) / n, cuda_syncs / n
 
 
+class PreviousStep:
+    """The step as the previous code ran it, on the same model and loss (for a side-by-side ratio):
+    float32 batch copied synchronously, ``bool(isfinite(norm))`` on the host before ``opt.step()``
+    (non-fused Adam), ``float()`` of loss/bpp/D/aux every 5th step for the progress bar."""
+
+    def __init__(self, tr, dev):
+        import copy
+
+        from lossarena.codecs.model import main_and_aux_parameters
+
+        self.model = copy.deepcopy(tr.model)
+        self.loss_fn, self.lmbda, self.dev, self.n = tr.loss_fn, float(tr.cfg.lmbda), dev, 0
+        self.main, self.aux = main_and_aux_parameters(self.model)
+        self.opt = torch.optim.Adam(self.main, lr=1e-5)
+        self.aux_opt = torch.optim.Adam(self.aux, lr=1e-3)
+
+    def step(self, xb):
+        from lossarena.codecs.interface import bpp_from_likelihoods
+
+        x = xb.float().div(255).to(self.dev)
+        self.opt.zero_grad(set_to_none=True)
+        self.aux_opt.zero_grad(set_to_none=True)
+        res = self.model(x)
+        bpp = bpp_from_likelihoods(res["likelihoods"], x.shape[0] * x.shape[2] * x.shape[3])
+        d = self.loss_fn(res["x_hat"], x)
+        total = self.lmbda * d + bpp
+        total.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.main, 1.0)
+        if bool(torch.isfinite(norm)):
+            self.opt.step()
+        aux = self.model.aux_loss()
+        aux.backward()
+        self.aux_opt.step()
+        if self.n % 5 == 0:
+            _ = (float(total), float(bpp), float(d), float(aux))
+        self.n += 1
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="auto")
@@ -65,6 +103,8 @@ def main(argv=None) -> int:
     ap.add_argument("--bf16", default="off", choices=["off", "on", "both"])
     ap.add_argument("--compile", default="off", choices=["off", "on", "both"])
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--no-previous", dest="previous", action="store_false",
+                    help="skip the previous code's step (float input, host-side finiteness check, foreach Adam)")
     ap.add_argument("--losses", help="comma-separated (default: every differentiable metric that can run)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -105,6 +145,8 @@ def main(argv=None) -> int:
                 trainers[(n, bf16, comp)] = tr
             except Exception as e:  # noqa: BLE001 - report and go on with the other losses
                 print(f"skipped {n} bf16={bf16} compile={comp}: {type(e).__name__}: {e}", file=sys.stderr)
+    if args.previous and ("mse", False, False) in trainers:
+        trainers[("mse (previous step)", False, False)] = PreviousStep(trainers[("mse", False, False)], dev)
     if ("mse", False, False) not in trainers:
         print("the MSE fp32 eager baseline failed", file=sys.stderr)
         return 1
