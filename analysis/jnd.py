@@ -500,10 +500,36 @@ def _bounds(prob: _Problem, quadratic: bool):
     return [(0.0, _X_MAX)] * n + [_G1] * G + [g2] * G
 
 
-def _minimise(obj, theta0, n_a, n_b, bounds, tol=1e-7, max_iter=3000):
-    res = optimize.minimize(obj, theta0, args=(n_a, n_b), jac=True, method="L-BFGS-B", bounds=bounds,
+def _minimise(obj, theta0, n_a, n_b, bounds, tol=1e-7, max_iter=3000, scale=None):
+    """L-BFGS-B; ``scale`` (per parameter) preconditions: the optimiser works on ``theta / scale``."""
+    if scale is None:
+        return optimize.minimize(obj, theta0, args=(n_a, n_b), jac=True, method="L-BFGS-B", bounds=bounds,
+                                 options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-12, "maxcor": 30})
+
+    def f(z):
+        v, g = obj(z * scale, n_a, n_b)
+        return v, g * scale
+
+    bd = [(None if lo is None else lo / sc, None if hi is None else hi / sc) for (lo, hi), sc in zip(bounds, scale)]
+    res = optimize.minimize(f, theta0 / scale, jac=True, method="L-BFGS-B", bounds=bd,
                             options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-12, "maxcor": 30})
+    res.x = res.x * scale
     return res
+
+
+def _diag_scale(obj, theta, n_a, n_b, bounds) -> np.ndarray:
+    """1 / sqrt(diagonal of the Hessian) at ``theta`` (forward differences of the analytic gradient)."""
+    _, g0 = obj(theta, n_a, n_b)
+    d = np.empty_like(theta)
+    for i in range(theta.size):
+        lo, hi = bounds[i]
+        h = 1e-5 * max(1.0, abs(theta[i]))
+        if hi is not None and theta[i] + h > hi:
+            h = -h
+        t = theta.copy()
+        t[i] += h
+        d[i] = (obj(t, n_a, n_b)[1][i] - g0[i]) / h
+    return 1.0 / np.sqrt(np.clip(d, 1e-2, None))
 
 
 class _RDObjective:
@@ -692,6 +718,9 @@ def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "au
             th0, fbounds = rd.reduce(res.x, bounds)
             fobj = rd
             res = _minimise(rd, th0, prob.n_a, prob.n_b, fbounds)
+    # precondition with the Hessian diagonal at the estimate, polish, and reuse it for the bootstrap
+    scale = _diag_scale(fobj, res.x, prob.n_a, prob.n_b, fbounds)
+    res = _minimise(fobj, res.x, prob.n_a, prob.n_b, fbounds, scale=scale)
     if not res.success:
         log.warning("JND fit: optimiser stopped: %s", res.message)
     theta = res.x
@@ -720,7 +749,7 @@ def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "au
             wr = w[prob.part_index]
             n_a = np.bincount(prob.row_index, weights=wr * na_p, minlength=R)
             n_b = np.bincount(prob.row_index, weights=wr * nb_p, minlength=R)
-            rb = _minimise(fobj, theta, n_a, n_b, fbounds, tol=1e-6)
+            rb = _minimise(fobj, theta, n_a, n_b, fbounds, tol=1e-6, scale=scale)
             samples[b] = to_full(rb.x)[: len(x)]
         lo, hi = np.quantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
     it = prob.items
