@@ -9,6 +9,8 @@ Plain functions for the demo and other stages (imported lazily; ``import compres
     bd_rate(rate_a, metric_a, rate_b, metric_b)   # Bjøntegaard delta rate, %; bd_compare(file_a, file_b)
     match_rates(zoo, images, targets, out)        # codecs match -> STIMULI/manifest.csv
     load_checkpoint(path) -> (model, config)
+    open_codec(path, device) -> Codec              # the one codec interface (interface.py)
+    train(TrainConfig(...)); prepare_cache(images, out); zoo_status(out)
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ _EXPORTS = {
     "bd_metric": "bdrate", "bd_compare": "bdrate", "match_rates": "match", "load_checkpoint": "model",
     "save_checkpoint": "model", "read_config": "model", "HyperpriorCodec": "coder", "CODECS": "providers",
     "Condition": "providers", "Encoded": "providers", "calibrate_lambdas": "calibrate",
+    "Codec": "interface", "open_codec": "interface", "resolve_device": "device", "TrainConfig": "train",
+    "prepare_cache": "dataset", "zoo_status": "zoo", "EXECUTORS": "executors",
 }
 
 __all__ = sorted(_EXPORTS)
