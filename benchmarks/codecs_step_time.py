@@ -87,7 +87,7 @@ class PreviousStep:
         aux.backward()
         self.aux_opt.step()
         if self.n % 5 == 0:
-            _ = (float(total), float(bpp), float(d), float(aux))
+            _ = [float(v.detach()) for v in (total, bpp, d, aux)]
         self.n += 1
 
 
