@@ -370,5 +370,14 @@ def test_roi_scaling_only_touches_unprotected_channels():
     assert torch.equal(roi_scale(y, rm, math.inf, 3), y)
     per = roi_scale(y, rm, torch.tensor([0.5, math.inf]), 3)
     assert torch.allclose(per[0], out[0]) and torch.equal(per[1], y[1])
-    assert pad_image(torch.rand(1, 3, 65, 64)).shape == (1, 3, 128, 64)
-    assert F.avg_pool2d(torch.ones(1, 1, 64, 64), 16, 16).shape == (1, 1, 4, 4)
+    xp = pad_image(torch.arange(65 * 64, dtype=torch.float32).view(1, 1, 65, 64))
+    assert xp.shape == (1, 1, 128, 64) and torch.equal(xp[0, 0, 65:], xp[0, 0, 64:65].expand(63, 64))  # replicate
+    # RM_latent (Eq. 5) = 16×16 block means of RM_2D, ceil mode at the border
+    from lossarena.codecs.roi.saliency import rm_latent
+
+    rm2d = torch.zeros(1, 1, 40, 32)
+    rm2d[..., :16, :16] = 1.0
+    rm2d[..., 32:, :] = 0.5
+    lat = rm_latent(rm2d)
+    assert lat.shape == (1, 1, 3, 2)
+    assert lat[0, 0].tolist() == [[1.0, 0.0], [0.0, 0.0], [0.5, 0.5]]
