@@ -536,6 +536,7 @@ def fuzz_codec(codec: str, n_cases: int, seed: int, folder: Path, decoder: str =
                 digests[k] = d[0]
         if "seconds" in res:
             stats["max_case_s"] = max(stats["max_case_s"], res["seconds"])
+        stats["peak_rss_mb"] = max(stats["peak_rss_mb"], float(res.get("maxrss_mb", 0.0)), w.peak_mb)
         stats["ops"][ops.split("+")[0]] = stats["ops"].get(ops.split("+")[0], 0) + 1
         if kind:
             stats[kind] += 1
@@ -658,7 +659,11 @@ def _table(results: list[dict]) -> str:
             "wall_s"]
     lines = ["| " + " | ".join(c.replace("_", " ") for c in cols) + " |", "|" + "---|" * len(cols)]
     for r in results:
-        cells = [f"{r[c]:.1f}" if isinstance(r[c], float) else str(r[c]) for c in cols]
+        cells = [f"{r[c]:.1f}" if isinstance(r.get(c), float) else str(r.get(c, "–")) for c in cols]
+        if r.get("partial"):  # figures written while running
+            cells[2] += " (stopped)"
+            if not r.get("peak_rss_mb"):  # older runs folded peak RSS in at the end only
+                cells[cols.index("peak_rss_mb")] = "–"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -714,6 +719,7 @@ def main(argv=None) -> int:
     ap.add_argument("--speed", action="store_true", help="only the decode-speed comparison")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--note", default="", help="a paragraph for the report (e.g. why a run was stopped)")
     ap.add_argument("--report", nargs="+", metavar="JSON",
                     help="write RESULTS_fuzz_bitstreams.md from --json outputs of earlier runs (fuzz and --speed)")
     args = ap.parse_args(argv)
@@ -723,7 +729,7 @@ def main(argv=None) -> int:
             obj = json.loads(Path(p).read_text())
             for r in obj:
                 (rows if "symbols" in r else fuzz).append(r)
-        write_results(fuzz, rows)
+        write_results(fuzz, rows, note=args.note)
         print(f"wrote {RESULTS}")
         return 0
     if args.worker:
