@@ -158,20 +158,40 @@ def stop_server(proc: subprocess.Popen, timeout: float = 10.0) -> int:
 
 def serve(study_dir, db_url=None, port=8501, address="127.0.0.1") -> int:
     """Run the app until it exits or this process gets SIGTERM/SIGINT/SIGHUP (then the server's whole
-    process group is stopped)."""
-    proc = start_server(study_dir, db_url, port, address)
-    stopping = {"sig": None}
+    process group is stopped: SIGTERM, SIGKILL after 10 s); returns 0 after a signal, else the app's
+    exit status."""
+    import time
 
-    def _stop(signum, _frame):
-        stopping["sig"] = signum
-        stop_server(proc)
+    proc = start_server(study_dir, db_url, port, address)
+    stopping: dict = {"at": None}
+
+    def _stop(signum, _frame):  # only signal here; the loop below waits (no waiting inside a handler)
+        if stopping["at"] is None:
+            stopping["at"] = time.monotonic()
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
-        rc = proc.wait()
+        while True:
+            try:
+                rc = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if stopping["at"] is not None and time.monotonic() - stopping["at"] > 10:
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
     finally:
-        if proc.poll() is None:
-            stop_server(proc)
         for s, h in old.items():
             signal.signal(s, h)
-    return 0 if stopping["sig"] is not None else rc
+        if proc.poll() is None:
+            stop_server(proc)
+        try:  # anything the server started in its group
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return 0 if stopping["at"] is not None else rc

@@ -540,3 +540,46 @@ def test_db_password_never_in_argv(tmp_path, monkeypatch):
     (tmp_path / "pw").write_text("from-file\n")
     assert ":from-file@" in db_url_with_password("postgresql://u@h/db", str(tmp_path / "pw"))
     assert db_url_with_password("sqlite:////x.sqlite") == "sqlite:////x.sqlite"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_serve_stops_its_streamlit_server_on_signal(make_study, tmp_path, sig):
+    """`lossarena study serve` in a terminal or under a supervisor: a signal to it stops the server it
+    started (the Streamlit child runs in its own process group, which serve kills)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    cfg = make_study()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "lossarena", "study", "serve", str(cfg.dir), "--port", str(port),
+                             "--db", f"sqlite:///{tmp_path / 'v.sqlite'}"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/_stcore/health"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(url, timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("the server did not start")
+        proc.send_signal(getattr(signal, sig))
+        assert proc.wait(30) == 0
+        time.sleep(0.5)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(url, timeout=2)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # only our own test's group, if anything is left
+        except ProcessLookupError:
+            pass
