@@ -486,39 +486,81 @@ def votes_from_counts(
     return out
 
 
+# scipy's MATLAB reader runs in a child process: on crafted files it can crash the interpreter (a
+# SIGSEGV on an invalid data-type tag was found by benchmarks/fuzz.py with scipy 1.17), so it gets its
+# own process with a time and address-space limit, and only plain float arrays come back (.npz, no pickle).
+_MAT_CHILD = r"""
+import json, sys
+import numpy as np
+from scipy.io import loadmat, whosmat
+path, out, nmax = sys.argv[1], sys.argv[2], int(sys.argv[3])
+numeric = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"}
+try:
+    info = whosmat(path)
+    names = [n for n, shape, cls in info
+             if len(shape) == 2 and shape[0] == shape[1] and 2 <= shape[0] <= nmax and cls in numeric]
+    big = [n for n, shape, _ in info if len(shape) == 2 and shape[0] == shape[1] and shape[0] > nmax]
+    mat = loadmat(path, variable_names=names) if names else {}
+except Exception as e:
+    print(json.dumps({"error": f"{type(e).__name__}: {str(e)[:160]}"}))
+    sys.exit(0)
+keep = []
+for name in sorted(mat):
+    v = mat[name]
+    if name.startswith("__") or not isinstance(v, np.ndarray) or v.ndim != 2 or v.shape[0] != v.shape[1]:
+        continue
+    if v.shape[0] < 2 or not np.issubdtype(v.dtype, np.number):
+        continue
+    if np.iscomplexobj(v):
+        print(json.dumps({"complex": name}))
+        sys.exit(0)
+    keep.append((name, v.astype(float)))
+np.savez(out, *[v for _, v in keep])
+print(json.dumps({"names": [n for n, _ in keep], "big": big}))
+"""
+
+
 def _mat_matrices(path: Path) -> list[tuple[str, np.ndarray]]:
-    """The square numeric variables of a .mat file; shapes are checked (``whosmat``) before loading."""
-    from scipy.io import loadmat, whosmat
+    """The square numeric variables of a .mat file, read by scipy in a child process with limits;
+    shapes are checked (``whosmat``) before loading."""
+    import subprocess
+    import sys
+    import tempfile
 
     src = str(path)
     read_bytes(path, src)  # the size limit, before scipy touches it
     nmax = limit("conditions")
-    try:
-        info = whosmat(path)
-        names = [name for name, shape, cls in info
-                 if len(shape) == 2 and shape[0] == shape[1] and 2 <= shape[0] <= nmax and cls in _MAT_NUMERIC]
-        big = [name for name, shape, _ in info if len(shape) == 2 and shape[0] == shape[1] and shape[0] > nmax]
-        if not names and big:
-            raise SchemaError(src, f"more than {nmax} conditions (LOSSARENA_MAX_CONDITIONS)", field=big[0])
-        mat = loadmat(path, variable_names=names) if names else {}
-    except SchemaError:
-        raise
-    except Exception as e:  # noqa: BLE001 -- scipy raises many types for corrupt third-party files
-        raise SchemaError(src, f"cannot read as a MATLAB .mat file ({type(e).__name__}: {show(e, 120)})") from None
-    out = []
-    for name in sorted(mat):
-        val = mat[name]
-        if name.startswith("__") or not isinstance(val, np.ndarray) or val.ndim != 2:
-            continue
-        if val.shape[0] != val.shape[1] or val.shape[0] < 2 or not np.issubdtype(val.dtype, np.number):
-            continue
-        if np.iscomplexobj(val):
-            raise SchemaError(src, "complex counts", field=name)
-        out.append((name, val.astype(float)))
-    return out
 
+    def limits() -> None:
+        import resource
 
-_MAT_NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"}
+        cap = 4 << 30
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    with tempfile.TemporaryDirectory(prefix="lossarena-mat-") as d:
+        out = Path(d) / "m.npz"
+        try:
+            p = subprocess.run([sys.executable, "-c", _MAT_CHILD, str(path), str(out), str(nmax)],
+                               capture_output=True, text=True, timeout=120, preexec_fn=limits)
+        except subprocess.TimeoutExpired:
+            raise SchemaError(src, "cannot read as a MATLAB .mat file (the reader ran longer than 120 s)") from None
+        try:
+            msg = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else None
+        except (IndexError, json.JSONDecodeError):
+            msg = None
+        if msg is None:
+            how = f"signal {-p.returncode}" if p.returncode < 0 else f"exit {p.returncode}"
+            raise SchemaError(src, f"cannot read as a MATLAB .mat file (the reader failed: {how})")
+        if "error" in msg:
+            raise SchemaError(src, f"cannot read as a MATLAB .mat file ({show(msg['error'], 160)})")
+        if "complex" in msg:
+            raise SchemaError(src, "complex counts", field=msg["complex"])
+        if not msg["names"] and msg["big"]:
+            raise SchemaError(src, f"more than {nmax} conditions (LOSSARENA_MAX_CONDITIONS)", field=msg["big"][0])
+        if not msg["names"]:
+            return []
+        with np.load(out, allow_pickle=False) as z:
+            return [(name, np.asarray(z[f"arr_{i}"], dtype=float)) for i, name in enumerate(msg["names"])]
 
 
 @_register("counts", "count matrix (.mat: one square variable per content; .csv: labelled square table)")

@@ -370,7 +370,23 @@ def _mat(rng: random.Random) -> dict[str, bytes]:
     buf = io.BytesIO()
     m = np.array([[0, 3, 1], [1, 0, 2], [0, 4, 0]], dtype=float)
     savemat(buf, {"pwc_mat_scene": m, "other": np.arange(3.0)}, do_compression=rng.random() < 0.5)
-    return {"counts.mat": mutate_bytes(buf.getvalue(), rng)}
+    return {"counts.mat": mutate_bytes(_fixed_mat_header(buf.getvalue()), rng)}
+
+
+def _fixed_mat_header(data: bytes) -> bytes:
+    """savemat writes the creation time into the 116-byte text header: fix it so cases are byte-reproducible."""
+    return b"MATLAB 5.0 MAT-file, lossarena fuzz base".ljust(116, b" ") + data[116:]
+
+
+def mat_with_bad_type_tag() -> bytes:
+    """A .mat file whose array data element has an invalid type tag (0x97): scipy 1.17's reader segfaults."""
+    from scipy.io import savemat
+
+    buf = io.BytesIO()
+    savemat(buf, {"pwc_mat_scene": np.array([[0, 3.0], [1.0, 0]])})
+    data = _fixed_mat_header(buf.getvalue())
+    i = data.index(struct.pack("<II", 9, 32))  # miDOUBLE, 4 doubles
+    return data[:i] + b"\x97" + data[i + 1:]
 
 
 def _f(paths: dict[str, Path], name: str) -> str:

@@ -8,10 +8,10 @@ more of them in subprocesses with time and memory limits.
 from __future__ import annotations
 
 import pytest
-from fuzz_cases import FORMATS, contract_violation, png_with_size, run_case, write_case
+from fuzz_cases import FORMATS, contract_violation, mat_with_bad_type_tag, png_with_size, run_case, write_case
 
 # cases per format in `make test` (a few hundred in all; the long run is benchmarks/fuzz.py)
-N_CASES = {"image": 16, "votes-scale": 12, "study-config": 25, "study-manifest": 25}
+N_CASES = {"image": 16, "votes-scale": 12, "study-config": 25, "study-manifest": 25, "counts-mat": 6}  # .mat: a child each
 DEFAULT_CASES = 20
 
 # Formats read by code this area does not own; their owners were told (see the report). A strict xfail
@@ -78,3 +78,14 @@ def test_pixel_limit_can_be_raised(tmp_path, monkeypatch):
     monkeypatch.setenv("LOSSARENA_MAX_IMAGE_PIXELS", "7000000")
     assert check_image(p) == (3000, 2000)
     assert check_image(p, max_pixels=10**8) == (3000, 2000)
+
+
+def test_mat_file_that_crashes_scipy_is_a_clean_error(tmp_path, capsys):
+    """Found by benchmarks/fuzz.py: scipy's .mat reader segfaults on an invalid type tag; it runs in a child."""
+    from lossarena.pipeline.cli import main
+
+    p = tmp_path / "counts.mat"
+    p.write_bytes(mat_with_bad_type_tag())
+    assert main(["analysis", "convert", str(p), "--format", "counts", "--out", str(tmp_path / "v.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {p}: cannot read as a MATLAB .mat file")
