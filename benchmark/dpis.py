@@ -53,6 +53,7 @@ from torch import nn
 from lossarena.errors import InputError, MissingWeightsError
 from lossarena.metrics import METRICS, MetricOption, MetricSpec, register_metric, validate_images
 from lossarena.metrics import weights as W
+from lossarena.metrics.deep import VGG16Trunk
 
 from . import common
 
@@ -60,12 +61,10 @@ _log = logging.getLogger(__name__)
 
 CHECKPOINT_ENV = "LOSSARENA_DPIS_CHECKPOINT"
 FORMAT = "lossarena-dpis"
-VGG_CHANNELS = (3, 64, 128, 256, 512, 512)
+VGG_CHANNELS = VGG16Trunk.CHANNELS
 ALEX_CHANNELS = (64, 192, 384, 256, 256)
 PATCH = 224
 MIN_SIZE = 32
-_VGG_CFG = [64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512]
-_VGG_CUTS = [(0, 4), (4, 9), (9, 16), (16, 23), (23, 30)]
 _ALEX_CUTS = [(0, 2), (2, 5), (5, 8), (8, 10), (10, 12)]
 
 
@@ -87,43 +86,6 @@ def gradient_map(x: torch.Tensor) -> torch.Tensor:
 class _Frozen(nn.Module):
     def train(self, mode: bool = True):
         return super().train(False)
-
-
-class VGGStages(_Frozen):
-    """VGG16 features with L2 pooling, the six DISTS stages (input included)."""
-
-    def __init__(self, state: dict):
-        super().__init__()
-        from lossarena.metrics.deep import L2Pool
-
-        layers: list[nn.Module] = []
-        cin = 3
-        for v in _VGG_CFG:
-            if v == "P":
-                layers.append(L2Pool(cin))
-            else:
-                layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU()]
-                cin = v
-        seq = nn.Sequential(*layers)
-        fstate = {k[len("features."):]: v for k, v in state.items()
-                  if k.startswith("features.") and int(k.split(".")[1]) < len(layers)}
-        missing, unexpected = seq.load_state_dict(fstate, strict=False)
-        missing = [k for k in missing if not k.endswith("kernel")]
-        if missing or unexpected:
-            raise RuntimeError(f"DPIS: vgg16 state_dict does not match: {(missing + unexpected)[:4]}")
-        self.stages = nn.ModuleList(nn.Sequential(*layers[a:b]) for a, b in _VGG_CUTS)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-        for p in self.parameters():
-            p.requires_grad_(False)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        h = (x - self.mean) / self.std
-        out = [x]
-        for st in self.stages:
-            h = st(h)
-            out.append(h)
-        return out
 
 
 class AlexStages(_Frozen):
@@ -186,7 +148,7 @@ class Backbones(_Frozen):
         alex = W.load_backbone_state("alexnet")
         W.warn_standin("vgg16")
         W.warn_standin("alexnet")
-        self.vgg = VGGStages(vgg)
+        self.vgg = VGG16Trunk(vgg)  # the VGG16 + L2-pooling trunk shared with DISTS
         self.alex = AlexStages(alex)
 
     def stats(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
