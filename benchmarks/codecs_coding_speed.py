@@ -43,7 +43,7 @@ def main():
     ckpt = args.ckpt
     if ckpt is None:
         ckpt = Path(tempfile.mkdtemp()) / "q.pt"
-        train("mse", 300.0, folder, ckpt, steps=60, patch=128, batch=4, quality=args.quality, lr=1e-3,
+        train(loss="mse", lmbda=300.0, data=folder, out=ckpt, steps=60, patch=128, batch=4, quality=args.quality, lr=1e-3,
               progress=False, threads=args.threads)
     ours = HyperpriorCodec(ckpt)
     theirs = bmshj2018_hyperprior(args.quality, pretrained=False)
