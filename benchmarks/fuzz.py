@@ -229,7 +229,7 @@ def repro(log) -> list[dict]:
         "line_column.csv": b"participant,content,condition_a,condition_b,winner,_line\np,c,a,b,a,99\n",
         "extra_field.csv": b"participant,content,condition_a,condition_b,winner\np,c,a,b,a,surplus\n",
         "header_only.csv": b"participant,content,condition_a,condition_b,winner\n",
-        "tie_upper.csv": b"participant,content,condition_a,condition_b,winner,group\np,c,mse,lpips,TIE,0.25\n",
+        "tie_upper.csv": b"participant,content,condition_a,condition_b,winner,group\np,img1,mse,lpips,TIE,0.25\n",
         "oracle_latin1.csv": b"o.png,a\xe9.png,b.png,0\n",
         "oracle_200k.csv": b"o.png," + b"a" * 200_000 + b",b.png,0\n",
         "counts_1e7.csv": b",a,b\na,0,10000000\nb,0,0\n",
