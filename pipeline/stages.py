@@ -451,7 +451,7 @@ def stage_benchmark(ctx, d: Path) -> dict:
                    out_csv=d / "acc.csv", report_dir=d, seed=ctx.seed, title="metrics on the demo study's votes")
     acc = out.acc.sort_values("score_2afc", ascending=False).reset_index(drop=True)
     truth_metric = ctx.info.get("study", {}).get("truth_metric", "")
-    metrics = [m for m in acc["metric"] if not str(m).startswith(("always", "random", "majority", "oracle"))]
+    metrics = [m for m in acc["metric"] if not str(m).startswith(("always", "random", "majority", "oracle", "human"))]
     rank = metrics.index(truth_metric) + 1 if truth_metric in metrics else None
     top = metrics[0] if metrics else ""
     if rank == 1:

@@ -116,3 +116,25 @@ def test_index_renders_in_chromium(demo_out, tmp_path):
     a = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert a.shape[0] > 1500  # a long page, not just a title
     assert a.std() > 10, "screenshot is blank"
+
+
+def test_the_known_answer_is_checked(demo_out):
+    a = json.loads((demo_out / "analysis" / "stage.json").read_text())
+    assert np.isfinite(a["truth_r"]) and a["truth_r"] > 0.5, a["truth_r"]  # the scale follows the hidden truth
+    assert 0 <= a["truth_mae"] < 1.5
+    assert a["n_careless"] >= 1 and 0 <= a["catch_rate"] <= 1
+    caught = pd.read_csv(demo_out / "analysis" / "careless_caught.csv")
+    assert set(caught["kind"]) >= {"honest", "always_left"}
+    assert (caught["caught"] + caught["missed"] == caught["n"]).all()
+    truth = pd.read_csv(demo_out / "study" / "truth.csv")
+    assert truth["true_jod"].std() == pytest.approx(3.0, rel=0.01)  # the profile's jod_spread
+    plan = json.loads((demo_out / "plan" / "stage.json").read_text())
+    assert plan["ran"] == 12 and "adjacent" in plan["required"]
+    pw = pd.read_csv(demo_out / "plan" / "plan.csv")["power_adjacent"]
+    assert pw.iloc[-1] > pw.iloc[0]
+    zoo = json.loads((demo_out / "zoo" / "stage.json").read_text())
+    assert zoo["base"]["route"] == "shipped" and len(zoo["base"]["sha256"]) == 64
+    assert np.isfinite(zoo["base_psnr"]) and zoo["base_psnr"] > 15
+    text = (demo_out / "index.html").read_text()
+    assert text.index("The answer") < text.index("How far to trust it") < text.index("stage by stage")
+    assert "Traceback" not in text and "UserWarning" not in text
