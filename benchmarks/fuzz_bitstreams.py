@@ -681,7 +681,7 @@ def write_results(fuzz: list[dict], speed_rows: list[dict], path: Path = RESULTS
              "decodes in the worker and again in a fresh process (nondeterministic). `--max-pixels "
              f"{FUZZ_MAX_PIXELS}` during the run. Checkpoints: **untrained seeded stand-ins** (hyperprior N=16, "
              "M=24; ROI N=M=16, K=3, 2 rates) — decode robustness does not depend on training. "
-             f"Load average {load:.0f} on 2 shared cores (wall times are inflated accordingly).", ""]
+             f"2 shared cores (load average {load:.0f} when this report was written).", ""]
     if note:
         lines += [note, ""]
     lines += ["`nice -n 10 .venv/bin/python benchmarks/fuzz_bitstreams.py --cases 1000 --seed 0 --codecs CODEC`", "",
