@@ -86,3 +86,18 @@ def test_pilot_truth_recovers_the_spacing():
         Design([{"a": 0.0}])
     with pytest.raises(ValueError, match="expected"):
         plan_study(Design(t), alpha=1.5)
+
+
+def test_study_plan_cli(tmp_path, capsys):
+    import json
+
+    from lossarena.pipeline.cli import main
+
+    rc = main(["study", "plan", "2x1x4", "--effect", "1.0", "--participants", "10,40", "--replications", "3",
+               "--json", "--plot", str(tmp_path / "p.png"), "--out", str(tmp_path / "p.csv")])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["settings"]["groups"] == 2 and out["settings"]["pairs"] == 6
+    assert (tmp_path / "p.png").exists() and (tmp_path / "p.csv").exists()
+    assert main(["study", "plan", "2x1x4", "--careless", "random=2"]) == 2
+    assert main(["study", "plan", "nosuchstudy"]) == 2
