@@ -354,8 +354,9 @@ def _plot_truth(j, stats: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    ax.errorbar(j["true_jod"], j["score"], yerr=[j["score"] - j["ci_low"], j["ci_high"] - j["score"]], fmt="o",
-                ms=3, alpha=0.6, elinewidth=0.7)
+    # a percentile bootstrap interval need not contain the point estimate: clip the bars at it
+    err = [(j["score"] - j["ci_low"]).clip(lower=0), (j["ci_high"] - j["score"]).clip(lower=0)]
+    ax.errorbar(j["true_jod"], j["score"], yerr=err, fmt="o", ms=3, alpha=0.6, elinewidth=0.7)
     lo, hi = float(min(j["true_jod"].min(), j["ci_low"].min())), float(max(j["true_jod"].max(), j["ci_high"].max()))
     ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--", label="recovered = true")
     ax.set(xlabel="true JOD (centred per image × bitrate)", ylabel="recovered JOD (95% bootstrap CI)",
