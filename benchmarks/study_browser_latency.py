@@ -92,7 +92,11 @@ async def participant(browser, url: str, pid: str, n_pairs: int, think_ms: float
         else:
             await page.keyboard.press("ArrowLeft" if rng.random() < 0.5 else "ArrowRight")
         sent += 1
-    await asyncio.sleep(1.5)  # let the last answers reach the server
+    try:  # every answer confirmed committed by the server (the component shows "saving" until then)
+        await page.wait_for_function("() => { const s = JSON.parse(sessionStorage.getItem('lossarena_pairs') "
+                                     "|| 'null'); return s && s.unacked === 0; }", timeout=120_000)
+    except Exception:  # noqa: BLE001 - reported below as answers missing from the database
+        pass
     st = await page.evaluate(STATS_JS) or {}
     await ctx.close()
     return {"pid": pid, "sent": sent, "answered": st.get("answered", 0), "ignored": st.get("ignored", 0),
