@@ -703,7 +703,8 @@ def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "au
     bounds = _bounds(prob, quadratic)
     theta0 = _init(prob)
     res = _minimise(obj, theta0, prob.n_a, prob.n_b, bounds)
-    fobj, fbounds, rd = obj, bounds, None
+    fobj: _Objective | _RDObjective = obj
+    fbounds, rd = bounds, None
     curve_names: list = []
 
     def to_full(th):

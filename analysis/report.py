@@ -42,7 +42,7 @@ def _fmt(x, digits=3):
     if isinstance(x, (float, np.floating)):
         if not np.isfinite(x):
             return "&ndash;"
-        if float(x).is_integer() and abs(x) < 1e6:
+        if float(x).is_integer() and abs(float(x)) < 1e6:
             return f"{int(x)}"
         return f"{x:.{digits}f}"
     return html.escape(str(x))

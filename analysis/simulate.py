@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from .thurstone import SIGMA
 
 
 def simulate_votes(
-    true_scores: dict[str, dict[str, float]] | dict[str, float],
+    true_scores: dict[Any, dict[str, float]] | dict[str, float],
     *,
     n_observers: int = 20,
     n_random: int = 0,
@@ -35,13 +36,16 @@ def simulate_votes(
     per content). Random responders are named ``rand_XX``, honest ones ``obs_XX``.
     ``group_of``: content -> group label (e.g. bitrate) added as column ``group``.
     """
-    if true_scores and not isinstance(next(iter(true_scores.values())), dict):
-        true_scores = {"c0": true_scores}
+    truth: dict[Any, dict[str, float]] = (
+        {"c0": true_scores}  # type: ignore[dict-item]
+        if true_scores and not isinstance(next(iter(true_scores.values())), dict)
+        else true_scores  # type: ignore[assignment]
+    )
     rng = np.random.default_rng(seed)
     rows = []
     observers = [f"obs_{i:02d}" for i in range(n_observers)] + [f"rand_{i:02d}" for i in range(n_random)]
-    has_group = group_of is not None or any(isinstance(k, tuple) for k in true_scores)
-    for key, scores in true_scores.items():
+    has_group = group_of is not None or any(isinstance(k, tuple) for k in truth)
+    for key, scores in truth.items():
         content, group = key if isinstance(key, tuple) else (key, (group_of or {}).get(key, ""))
         conds = list(scores)
         if design == "full":

@@ -36,6 +36,7 @@ compared get ``NaN``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import optimize, special
@@ -155,8 +156,8 @@ class _Objective:
             fp, gxp = self._gaussian_prior(lp, lm, r, m)
             f += fp
             gx = gx + gxp
-        g = np.bincount(self.i, weights=gx, minlength=self.n) - np.bincount(self.j, weights=gx, minlength=self.n)
-        g /= s
+        g = (np.bincount(self.i, weights=gx, minlength=self.n)
+             - np.bincount(self.j, weights=gx, minlength=self.n)) / s
         if self.prior == "ridge":
             qc = q - q.mean()
             v = self.ridge_sd**2
@@ -260,7 +261,7 @@ def fit_thurstone(
         raise InputError(f"{len(conditions)} condition names for a {n}x{n} count matrix")
     ncomp, labels = components(c)
     scores = np.full(n, np.nan)
-    info = {"nit": 0, "converged": True, "nll": 0.0, "prior_used": set()}
+    info: dict[str, Any] = {"nit": 0, "converged": True, "nll": 0.0, "prior_used": set()}
     for k in range(ncomp):
         idx = np.flatnonzero(labels == k)
         sub = c[np.ix_(idx, idx)]
