@@ -1,7 +1,7 @@
 """Where zoo jobs run: the ``EXECUTORS`` registry (``local``, ``slurm``; unknown names get a did-you-mean).
 
-An executor takes the zoo's jobs (:class:`lossarena.codecs.zoo.ZooJob`, in dependency order) and runs
-each through :func:`lossarena.codecs.zoo.run_job` (file lock, skip complete, resume partial) once its
+An executor takes the zoo's jobs (:class:`lossarena.codecs.jobs.ZooJob`, in dependency order) and runs
+each through :func:`lossarena.codecs.jobs.run_job` (file lock, skip complete, resume partial) once its
 dependencies are done. ``run(jobs, say) -> {job name: "done" | "failed" | "submitted"}``.
 
 ``local``
@@ -60,7 +60,7 @@ class LocalExecutor:
                              "jobs run it without torchrun (--executor local --gpus ...) or use --executor slurm")
 
     def run(self, jobs, say=log.info) -> dict:
-        from .zoo import run_job, write_status
+        from .jobs import run_job, write_status
 
         states: dict[str, str] = {}
         if self.slots == 1:
@@ -104,7 +104,7 @@ class LocalExecutor:
     def _child(self, job, slot: int):
         import dataclasses
 
-        from .zoo import JOBS_DIR
+        from .jobs import JOBS_DIR
 
         cfg = job.config
         if self.gpus:
@@ -131,7 +131,7 @@ class ZooTask:
     """The callable a Slurm job runs; ``checkpoint()`` (submitit) requeues it unchanged on preemption."""
 
     def __call__(self, job):
-        from .zoo import run_job
+        from .jobs import run_job
 
         logging.basicConfig(level=logging.INFO)
         return run_job(job)
@@ -170,7 +170,7 @@ class SlurmExecutor:
 
         import submitit
 
-        from .zoo import is_complete, write_status
+        from .jobs import is_complete, write_status
 
         if not jobs:
             return {}

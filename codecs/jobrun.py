@@ -13,7 +13,7 @@ import sys
 def main(argv=None) -> int:
     from lossarena.errors import LossarenaError
 
-    from .zoo import run_job
+    from .jobs import run_job
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:

@@ -13,8 +13,9 @@ import pytest
 from codecs_helpers import images, require_slurm, tiny_zoo_config
 from lossarena.codecs.cli import main as codecs_main
 from lossarena.codecs.executors import get_executor
+from lossarena.codecs.jobs import run_job
 from lossarena.codecs.model import read_checkpoint
-from lossarena.codecs.zoo import plan_zoo, run_job, train_zoo, zoo_status
+from lossarena.codecs.zoo import plan_zoo, train_zoo, zoo_status
 
 from lossarena.errors import InputError, UnknownNameError
 

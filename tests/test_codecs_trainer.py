@@ -155,6 +155,6 @@ def test_early_stopping_and_plateau(tmp_path):
                 lr_patience=0, **TINY)
     cfg = read_checkpoint(out)["config"]
     assert cfg["finished"] and cfg["stopped_early"] == 6 and cfg["step"] == cfg["stopped_early"]
-    from lossarena.codecs.zoo import is_complete
+    from lossarena.codecs.jobs import is_complete
 
     assert is_complete(out, 20)  # the zoo does not retrain an early-stopped model

@@ -25,7 +25,7 @@ from . import builtin as _builtin  # noqa: F401  (registers the project's own me
 from ._ops import device_cache, matlab_round, safe_sqrt
 from .deep import VGG16Trunk, vgg16_trunk
 from .gmsd import gms_map
-from .options import MetricOption, MetricSpecRef, format_metric_spec, parse_metric_spec
+from .options import MetricOption, MetricSpecRef, format_metric_spec
 from .registry import (
     METRICS,
     FunctionalMetric,
@@ -37,6 +37,7 @@ from .registry import (
     list_metrics,
     load_plugins,
     metric_names,
+    parse_metric_spec,
     register_metric,
     unregister_metric,
     weights_present,

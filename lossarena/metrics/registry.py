@@ -22,8 +22,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import InputError
 from ..registry import Registry
-from .options import MetricOption, parse_metric_spec
+from .options import (
+    MetricOption,
+    MetricSpecRef,
+    coerce_options,
+    format_metric_spec,
+    split_metric_spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -549,3 +556,51 @@ def compute(name: str, x: torch.Tensor, y: torch.Tensor, **options: Any) -> torc
     tensor([0.2500, 0.2500])
     """
     return get_metric(name, **options).function(x, y)
+
+
+def parse_metric_spec(text: str, **options: Any) -> MetricSpecRef:
+    """Parse ``NAME[:key=value,...]`` into a :class:`MetricSpecRef` with typed options.
+
+    Parameters
+    ----------
+    text : str
+        A metric name or alias, optionally followed by ``:`` and ``key=value`` options separated by
+        commas (``"ssim:downsample=false,color=rgb"``).
+    **options
+        More options as Python (or YAML) values, e.g. ``parse_metric_spec("ssim", downsample=False)``;
+        an option may not be given both ways.
+
+    Returns
+    -------
+    MetricSpecRef
+        ``name`` canonical, ``kwargs`` coerced to each option's declared type, ``key`` the text as
+        given (with Python options appended in spec syntax).
+
+    Raises
+    ------
+    UnknownNameError
+        (a ``ValueError``) for an unknown metric, with a did-you-mean hint.
+    UnknownOptionError
+        (a ``ValueError``) for an option the metric does not declare.
+    ValueError
+        For malformed text or a value of the wrong type.
+
+    Examples
+    --------
+    >>> parse_metric_spec("ms-ssim:scales=3").kwargs
+    {'scales': 3}
+    >>> parse_metric_spec("ssim", downsample=False).key
+    'ssim:downsample=false'
+    """
+    name, pairs = split_metric_spec(text)
+    spec = find_spec(name)
+    given: dict[str, Any] = dict(pairs)
+    for k in options:
+        if k in given:
+            raise InputError(f"{spec.name}: expected option {k!r} once, got it in {text!r} and as a keyword")
+    given.update(options)
+    kwargs = coerce_options(spec.name, spec.options, given)
+    key = text if not options else (
+        text + ("," if pairs else ":") + format_metric_spec("", {k: kwargs[k] for k in options})[1:]
+    )
+    return MetricSpecRef(spec.name, tuple(kwargs.items()), key)
