@@ -16,13 +16,7 @@ DEFAULT_CASES = 20
 
 # Formats read by code this area does not own; their owners were told (see the report). A strict xfail
 # turns into a failure as soon as the reader is fixed, so the marker cannot outlive the bug.
-KNOWN_BAD: dict[str, str] = {
-    "study-config": "study_app/core/config.py load_config: YAML errors span several lines, non-UTF-8 raises "
-                    "UnicodeDecodeError, 'sessions: [1]' raises TypeError (study engineer told; remove this "
-                    "entry when fixed)",
-    "study-manifest": "study_app/core/manifest.py read_manifest: non-UTF-8 raises UnicodeDecodeError (to be "
-                      "switched onto lossarena.data.schemas by the study engineer; remove this entry then)",
-}
+KNOWN_BAD: dict[str, str] = {}
 
 
 def _params():

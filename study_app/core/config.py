@@ -16,8 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
+from lossarena.data.schemas import read_bytes, show
 
 from lossarena.errors import InputError
+
+MAX_CONFIG_BYTES = 1 << 20  # study.yaml / secrets.yaml: 1 MiB
 
 CONFIG_NAME = "study.yaml"
 DEFAULT_DB_NAME = "votes.sqlite"
@@ -186,18 +189,12 @@ def load_config(study_dir: str | Path) -> StudyConfig:
     p = study_dir / CONFIG_NAME
     if not p.is_file():
         raise InputError(f"{p}: no study config (run `lossarena study build STIMULI --out {study_dir}` first)")
-    try:
-        d = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise InputError(f"{p}: not valid YAML ({e})") from None
+    d = _read_yaml(p)
     if not isinstance(d, dict):
         raise InputError(f"{p}: expected a mapping at the top level")
     sp = study_dir / SECRETS_NAME
     if sp.is_file():
-        try:
-            sec = yaml.safe_load(sp.read_text())
-        except (yaml.YAMLError, OSError) as e:
-            raise InputError(f"{sp}: cannot read the secrets file ({e})") from None
+        sec = _read_yaml(sp)
         if not isinstance(sec, dict):
             raise InputError(f"{sp}: expected a mapping with fields secret, admin_secret")
         for k in ("secret", "admin_secret"):
@@ -219,8 +216,35 @@ def load_config(study_dir: str | Path) -> StudyConfig:
         d.setdefault("secret", "")
         d.setdefault("admin_secret", "")
         cfg = StudyConfig(**d, dir=study_dir.resolve())
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError(f"{p}: missing or unexpected field ({e})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InputError(f"{p}: missing or unexpected field ({show(e, 200)})") from None
+    try:
+        _check(cfg, p)
+    except (TypeError, ValueError, AttributeError) as e:
+        raise InputError(f"{p}: field of the wrong type ({show(e, 200)})") from None
+    return cfg
+
+
+def _read_yaml(p: Path):
+    """A YAML file as Python data; any malformed file is one :class:`InputError` line (file, line)."""
+    data = read_bytes(p, max_bytes=MAX_CONFIG_BYTES)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(f"{p}: line {line}: not UTF-8 text") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        what = getattr(e, "problem", None) or type(e).__name__
+        raise InputError(f"{p}: {where}not valid YAML ({show(what, 120)})") from None
+    except RecursionError:
+        raise InputError(f"{p}: YAML nested too deeply") from None
+
+
+def _check(cfg: StudyConfig, p: Path) -> None:
     if not isinstance(cfg.scale, int) or isinstance(cfg.scale, bool) or not 1 <= cfg.scale <= 8:
         raise InputError(f"{p}: field 'scale': expected an integer 1-8, got {cfg.scale!r}")
     if not cfg.groups:
@@ -231,4 +255,3 @@ def load_config(study_dir: str | Path) -> StudyConfig:
         for i in s:
             if not 0 <= i < len(cfg.groups):
                 raise InputError(f"{p}: field 'sessions' refers to group {i}, only {len(cfg.groups)} exist")
-    return cfg
