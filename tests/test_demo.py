@@ -129,7 +129,7 @@ def test_the_known_answer_is_checked(demo_out):
     assert set(caught["kind"]) >= {"honest", "always_left"}
     assert (caught["caught"] + caught["missed"] == caught["n"]).all()
     truth = pd.read_csv(demo_out / "study" / "truth.csv")
-    assert truth["true_jod"].std() == pytest.approx(3.0, rel=0.01)  # the profile's jod_spread
+    assert truth["true_jod"].std(ddof=0) == pytest.approx(3.0, rel=0.01)  # the profile's jod_spread
     plan = json.loads((demo_out / "plan" / "stage.json").read_text())
     assert plan["ran"] == 12 and "adjacent" in plan["required"]
     pw = pd.read_csv(demo_out / "plan" / "plan.csv")["power_adjacent"]
