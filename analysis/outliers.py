@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from lossarena.data.schemas import LINE, OUTLIERS, read_table
 from scipy import special
 
 from lossarena.errors import InputError
@@ -42,7 +43,7 @@ from .thurstone import SIGMA, fit_thurstone
 from .votes import encode_votes, ensure_votes, vote_weights
 
 CRITERIA = ("either", "both", "zeta", "likelihood")
-OUTLIER_COLUMNS = ["participant", "circular_triads", "zeta", "likelihood_score", "is_outlier"]
+OUTLIER_COLUMNS = list(OUTLIERS.names)  # the one definition: lossarena.data.schemas.OUTLIERS
 DEFAULT_ZETA_THRESHOLD = 0.25
 DEFAULT_LIKELIHOOD_THRESHOLD = 1.5
 LOO_MAX_PARTICIPANTS = 100
@@ -225,12 +226,9 @@ def write_outliers(df: pd.DataFrame, path, details: bool = False) -> None:
 
 
 def read_outliers(path) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype={"participant": str})
-    missing = [c for c in OUTLIER_COLUMNS if c not in df.columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-    df["is_outlier"] = df["is_outlier"].astype(str).str.lower().eq("true")
-    return df
+    """Read ``outliers.csv`` through its schema (errors name the file, line and field)."""
+    df = read_table(path, OUTLIERS)
+    return df.drop(columns=[LINE])
 
 
 def filter_votes(votes, outliers: pd.DataFrame) -> pd.DataFrame:

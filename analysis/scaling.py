@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from lossarena.data.schemas import SCORES
 from scipy.sparse import csr_matrix
 
 from lossarena.errors import InputError
@@ -25,7 +26,7 @@ from .thurstone import ScaleFit, _normalise, check_counts, components, fit_thurs
 from .votes import EncodedVotes, encode_votes, ensure_votes
 
 METHODS = ("thurstone", "bt")
-SCORE_COLUMNS = ["condition", "score", "ci_low", "ci_high", "wins", "comparisons", "winning_frequency", "component"]
+SCORE_COLUMNS = list(SCORES.names)  # the one definition: lossarena.data.schemas.SCORES
 
 
 @single_thread

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lossarena.data.schemas import REFERENCE
 from scipy import stats
 
 from lossarena.errors import InputError
@@ -175,7 +176,7 @@ def _resolve(images: Path, content: str, condition: str) -> Path | None:
             return p
     digits = "".join(ch for ch in content if ch.isdigit())
     if digits:
-        name = "0ref_00" if condition == "reference" else condition
+        name = "0ref_00" if condition == REFERENCE else condition
         hits = sorted(images.glob(f"**/*_{int(digits):05d}_{name}.png"))
         if hits:
             return hits[0]

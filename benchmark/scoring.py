@@ -25,8 +25,9 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+from lossarena.data.schemas import ACC
 
-ACC_COLUMNS = ("metric", "score_2afc", "accuracy", "ci_low", "ci_high", "n")
+ACC_COLUMNS = ACC.names  # the one definition: lossarena.data.schemas.ACC
 
 
 def preference_from_values(v_a, v_b, lower_better: bool) -> np.ndarray:

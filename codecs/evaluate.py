@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import torch
+from lossarena.data.schemas import RESULTS
 
 from lossarena.errors import InputError
 
 log = logging.getLogger(__name__)
 
-BASE_COLUMNS = ["image", "model", "codec", "loss", "lmbda", "level", "step", "bpp", "bpp_est",
-                "seconds_enc", "seconds_dec"]
+BASE_COLUMNS = list(RESULTS.names)  # the one definition: lossarena.data.schemas.RESULTS
 
 
 def available_metrics(names: list[str] | None = None, *, log=log.warning) -> list[str]:

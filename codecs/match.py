@@ -19,6 +19,8 @@ import json
 import logging
 from pathlib import Path
 
+from lossarena.data.schemas import REFERENCE
+
 from lossarena.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",)
         raise InputError("no conditions to match (give --zoo and/or --anchors)")
     seen = set()
     for c in conditions:
-        if c.name in seen or c.name == "reference":
+        if c.name in seen or c.name == REFERENCE:
             raise InputError(f"two providers give condition '{c.name}'")
         seen.add(c.name)
     metric_names = available_metrics(list(metrics)) if metrics else []
@@ -78,7 +80,7 @@ def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",)
         ref_rel = f"{content}/reference.png"
         save_image(x, out / ref_rel)
         # the reference row leaves bpp and the metric columns empty (a metric of an image with itself)
-        rows.append({"content": content, "condition": "reference", "target_bpp": "", "bpp": "", "path": ref_rel})
+        rows.append({"content": content, "condition": REFERENCE, "target_bpp": "", "bpp": "", "path": ref_rel})
         for c in conditions:
             for t in targets:
                 enc = c.encode(x, t)

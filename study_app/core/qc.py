@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from lossarena.data.schemas import REFERENCE
+
 from .config import QualityControl
 
-TRAP_GOOD = "reference"
+TRAP_GOOD = REFERENCE
 
 
 def flag_reasons(votes: list[dict], qc: QualityControl) -> list[str]:

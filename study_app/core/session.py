@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from lossarena.data.schemas import REFERENCE
 
 from lossarena.errors import InputError
 
@@ -27,7 +28,7 @@ from .samplers import GroupState, get_sampler, pair_key
 from .security import completion_code, safe_stimulus_path, validate_worker_id
 from .store import SqlStore, VoteResult, open_store
 
-TRAP_A, TRAP_B = "reference", "trap"
+TRAP_A, TRAP_B = REFERENCE, "trap"
 
 
 def derived_rng(*parts) -> np.random.Generator:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from lossarena.data.schemas import REFERENCE
 from PIL import Image, ImageFilter, features
 
 from .manifest import write_manifest
@@ -95,7 +96,7 @@ def make_synthetic_stimuli(
         ref = out / name / "reference.png"
         ref.parent.mkdir(parents=True, exist_ok=True)
         img.save(ref, compress_level=1)
-        rows.append(dict(content=name, condition="reference", target_bpp="", bpp="", path=f"{name}/reference.png"))
+        rows.append(dict(content=name, condition=REFERENCE, target_bpp="", bpp="", path=f"{name}/reference.png"))
         for tb in target_bpps:
             for cond in conditions:
                 data, bpp = _rate_match(img, cond, tb)
