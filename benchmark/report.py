@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from lossarena.html import figure, standin_banner, write_page
+
 REFERENCE_ROWS = ("always-majority", "human-ceiling")
 
 # The seeds' comparison tables (CLIC 2021 / 2022 validation; NOT computed here: real data needed).
@@ -68,17 +70,7 @@ def write_report(acc: pd.DataFrame, predictions: pd.DataFrame, report_dir, *, sk
             f"<td>{r.accuracy:.4f}</td><td>[{r.ci_low:.4f}, {r.ci_high:.4f}]</td><td>{r.n}</td></tr>")
     skipped_html = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in skipped.items())
     seed_rows = "".join(f"<tr><td>{a}</td><td>{b}</td><td>{html.escape(c)}</td></tr>" for a, b, c in SEED_TABLE)
-    banner = ""
-    if standin:
-        banner = (f'<p style="background:#fdd;padding:.5em;font-weight:bold">STAND-IN WEIGHTS: numbers are not '
-                  f'real (random stand-in backbones: {html.escape(", ".join(standin))}; for tests only)</p>')
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}.note{{color:#555}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-{banner}<p>Triplets: <code>{html.escape(source)}</code> ({int(acc['n'].max()) if len(acc) else 0} triplets).
+    body = f"""{standin_banner(standin or [])}<p>Triplets: <code>{html.escape(source)}</code> ({int(acc['n'].max()) if len(acc) else 0} triplets).
 <b>2AFC score</b>: p<sub>a</sub> when the metric prefers A, 1&minus;p<sub>a</sub> otherwise, &frac12; on ties
 (BAPPS). <b>Accuracy</b>: agreement with the majority human label (CLIC). 95% percentile bootstrap CI of the
 {'2AFC score' if ci_on == 'score_2afc' else 'accuracy'} over {bootstrap} resamples of the triplets.
@@ -86,7 +78,7 @@ td:first-child,th:first-child{{text-align:left}}.note{{color:#555}}</style></hea
 is the best a deterministic predictor can do given the humans' own disagreement (only with repeated judgments).</p>
 <table><tr><th>metric</th><th>kind</th><th>2AFC score</th><th>accuracy</th><th>95% CI</th><th>n</th></tr>
 {''.join(rows)}</table>
-<p><img src="{png.name}" alt="2AFC scores with 95% CIs" style="max-width:100%"></p>
+{figure(png.name, "2AFC score of each metric with its 95 % bootstrap CI: higher agrees better with the humans; overlapping intervals do not separate two metrics.")}
 {'<h2>Skipped</h2><ul>' + skipped_html + '</ul>' if skipped else ''}
 <h2>For comparison: the seeds' published numbers</h2>
 <p class="note">Reported by the seed papers on the CLIC validation sets with ImageNet backbones; not computed
@@ -94,8 +86,7 @@ here and not comparable to the table above unless the same data was used.</p>
 <table><tr><th>metric</th><th>accuracy</th><th>source</th></tr>{seed_rows}</table>
 <p class="note">Files: <a href="acc.csv">acc.csv</a>, <a href="predictions.csv">predictions.csv</a>
 (per-triplet metric values and preferences).</p>
-</body></html>
 """
     out = report_dir / "index.html"
-    out.write_text(page)
+    write_page(out, title, [body])
     return out
