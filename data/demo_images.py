@@ -1,5 +1,5 @@
 """Images for the demo: Kodak24 from the shared data when present, else images that ship inside
-scikit-image's wheel (no network needed), else Kodak downloaded when the network allows.
+scikit-image's wheel. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from lossarena.paths import shared_data
 
 # scikit-image's bundled colour photographs (in the wheel, no download)
 SKIMAGE_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "hubble_deep_field")
-KODAK_URL = "https://r0k.us/graphics/kodak/kodak/kodim{:02d}.png"
 
 
 def _skimage_images(out: Path, n: int) -> list[Path]:
@@ -41,20 +40,7 @@ def _skimage_images(out: Path, n: int) -> list[Path]:
     return paths
 
 
-def _download_kodak(out: Path, n: int) -> list[Path]:
-    import urllib.request
-
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(1, n + 1):
-        p = out / f"kodim{i:02d}.png"
-        if not p.exists():
-            urllib.request.urlretrieve(KODAK_URL.format(i), p)  # noqa: S310 (fixed https URL)
-        paths.append(p)
-    return paths
-
-
-def demo_images(n: int = 24, cache: Path | str = "demo-output/images", allow_download: bool = False) -> tuple[list[Path], str]:
+def demo_images(n: int = 24, cache: Path | str = "demo-output/images") -> tuple[list[Path], str]:
     """Up to ``n`` demo images and a label saying where they came from."""
     kodak = shared_data("images", "kodak24")
     if kodak is not None:
@@ -62,9 +48,4 @@ def demo_images(n: int = 24, cache: Path | str = "demo-output/images", allow_dow
         if files:
             return files, f"Kodak24 ({kodak})"
     cache = Path(cache)
-    if allow_download:
-        try:
-            return _download_kodak(cache / "kodak", n), "Kodak24 (downloaded)"
-        except OSError:
-            pass
     return _skimage_images(cache / "skimage", n), "scikit-image's bundled photographs (Kodak not available)"
