@@ -296,8 +296,7 @@ def test_simulate_and_export_canonical_csv(make_study, tmp_path):
     assert prog["comparisons"].sum() == 2 * 36
     parts = admin.participants_table(rt)
     assert len(parts) == 6 and set(parts["stage"]) == {"done"}
-    if admin.HAVE_ANALYSIS_OUTLIERS:
-        assert {"zeta", "likelihood_score"} <= set(parts.columns)
+    assert {"zeta", "likelihood_score"} <= set(parts.columns)
     flagged = set(parts.loc[parts["flagged"], "participant"])
     assert flagged <= set(res.random_responders)  # only random responders break a QC rule here
     rt.store.dispose()

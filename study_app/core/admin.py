@@ -5,7 +5,7 @@ Flags: the study's quality-control rules (:mod:`.qc`: trap failures, minimum vie
 bias; column ``flags`` lists the reasons, ``flagged`` is what the export and ``verify-code`` act on),
 and, for information, the analysis package's :func:`lossarena.analysis.outliers.score_outliers`
 (circular triads / zeta and the Thurstone likelihood score; run without leave-one-out for speed)
-when it can be imported (column ``is_outlier`` = flagged or a statistical outlier).
+(column ``is_outlier`` = flagged or a statistical outlier).
 """
 
 from __future__ import annotations
@@ -13,17 +13,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pandas as pd
+from lossarena.analysis.outliers import score_outliers
 
 from .export import vote_rows
 from .qc import flags_by_participant
 from .session import TRAP_A, StudyRuntime
-
-try:
-    from lossarena.analysis.outliers import score_outliers as _score_outliers
-except ImportError:  # pragma: no cover - analysis absent
-    _score_outliers = None
-
-HAVE_ANALYSIS_OUTLIERS = _score_outliers is not None
 
 
 def progress_table(rt: StudyRuntime) -> pd.DataFrame:
@@ -88,12 +82,10 @@ def participants_table(rt: StudyRuntime) -> pd.DataFrame:
 
 
 def outlier_flags(rt: StudyRuntime) -> pd.DataFrame | None:
-    """Per participant: circular_triads, zeta, likelihood_score, is_outlier (None without analysis or votes)."""
-    if _score_outliers is None:
-        return None
+    """Per participant: circular_triads, zeta, likelihood_score, is_outlier (None with < 3 participants)."""
     rows = vote_rows(rt.store, rt.study_id)
     if len({r["participant"] for r in rows}) < 3:
         return None
     df = pd.DataFrame(rows)
-    out = _score_outliers(df, loo=False, prior="ridge", progress=False)
+    out = score_outliers(df, loo=False, prior="ridge", progress=False)
     return out[["participant", "circular_triads", "zeta", "likelihood_score", "is_outlier"]]

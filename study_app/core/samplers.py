@@ -48,16 +48,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from lossarena.analysis.thurstone import fit_thurstone  # a layer below: no guard, a bug there fails loudly
 from scipy.special import log_ndtr, ndtr
 
 from lossarena.registry import Registry
-
-try:  # the analysis package's maximum-likelihood Thurstone fit (preferred)
-    from lossarena.analysis.thurstone import fit_thurstone as _fit_thurstone
-except Exception:  # pragma: no cover - exercised only when analysis is absent
-    _fit_thurstone = None
-
-HAVE_ANALYSIS_FIT = _fit_thurstone is not None
 
 
 def pair_key(a: str, b: str) -> str:
@@ -102,11 +96,8 @@ def estimate_scores(wins: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=4096)
 def _cached_scores(n: int, buf: bytes) -> tuple[float, ...]:
     wins = np.frombuffer(buf, dtype=float).reshape(n, n)
-    if _fit_thurstone is not None:
-        s = np.asarray(_fit_thurstone(wins, prior="ridge").scores, dtype=float)
-        s = np.where(np.isfinite(s), s, 0.0)
-    else:
-        s = win_rate(wins)
+    s = np.asarray(fit_thurstone(wins, prior="ridge").scores, dtype=float)
+    s = np.where(np.isfinite(s), s, 0.0)
     return tuple(map(float, s))
 
 

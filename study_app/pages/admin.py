@@ -30,8 +30,6 @@ c4.metric("Flagged (QC)", int(parts["flagged"].sum()) if len(parts) else 0)
 st.subheader("Progress per content and condition")
 st.dataframe(admin.progress_table(rt), hide_index=True, width="stretch")
 st.subheader("Participants")
-if not admin.HAVE_ANALYSIS_OUTLIERS:
-    st.caption("Outlier scores need lossarena.analysis; only trap failures are flagged.")
 st.caption("flagged = broke a quality-control rule (reasons in 'flags'); flagged participants are left out of "
            "the default export. is_outlier additionally marks statistical outliers (for information).")
 st.dataframe(parts, hide_index=True, width="stretch")
