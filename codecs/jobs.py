@@ -83,7 +83,8 @@ def run_job(job: ZooJob, *, lock_timeout: float = -1, say=log.info) -> str:
     """
     from filelock import FileLock
 
-    from .train import Dist, train
+    from .distributed import Dist
+    from .train import train
 
     dist_ = Dist()
     for dep in job.config.init and [Path(job.config.init)] or []:

@@ -29,7 +29,6 @@ import csv
 import dataclasses
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import torch
 
 from lossarena.errors import InputError
 
+from .distributed import Dist
 from .interface import bpp_from_likelihoods
 from .model import (
     arch_for_quality,
@@ -180,62 +180,6 @@ def make_loss(loss: str, loss_kwargs: dict | None = None):
             kw.pop("scales")
             return get_loss(loss, **kw), kw
         raise
-
-
-class Dist:
-    """Process-group bookkeeping (a no-op when not launched by torchrun).
-
-    A group created here is destroyed by :meth:`stop`; one that already exists (a zoo running every
-    model in one torchrun group) is left alone.
-    """
-
-    def __init__(self):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.enabled = self.world > 1
-        self.owned = False
-
-    def start(self, device: torch.device):
-        if not self.enabled:
-            return
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-            self.owned = True
-
-    def stop(self):
-        if self.owned:
-            import torch.distributed as dist
-
-            dist.barrier()
-            dist.destroy_process_group()
-            self.owned = False
-
-    def all_gather(self, obj):
-        if not self.enabled:
-            return [obj]
-        import torch.distributed as dist
-
-        out = [None] * self.world
-        dist.all_gather_object(out, obj)
-        return out
-
-    def broadcast(self, obj):
-        if not self.enabled:
-            return obj
-        import torch.distributed as dist
-
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def barrier(self):
-        if self.enabled:
-            import torch.distributed as dist
-
-            dist.barrier()
 
 
 def _rng_state(device: torch.device) -> dict:

@@ -196,7 +196,7 @@ def train_zoo(config, out_dir, data=None, *, losses: list[str] | None = None, pr
         say(f"skipped {loss}: {why}")
     ex = get_executor(executor, **executor_options)
     from .device import resolve_device
-    from .train import Dist
+    from .distributed import Dist
 
     dist_ = Dist()  # under torchrun: one process group for the whole zoo (never one per model)
     if dist_.enabled and executor != "local":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 import warnings
 from pathlib import Path
@@ -39,6 +38,7 @@ import torch.nn.functional as F
 from lossarena.errors import InputError
 
 from ..device import resolve_device
+from ..distributed import Dist
 from .checkpoint import build_model, load_model, read_checkpoint, save_checkpoint
 from .config import load_config
 from .losses import (
@@ -108,49 +108,6 @@ def training_images(data) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------ distributed
-class _Dist:
-    def __init__(self):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.enabled = self.world > 1
-        self.owned = False
-
-    def start(self, device):
-        if self.enabled:
-            import torch.distributed as dist
-
-            if device.type == "cuda":
-                torch.cuda.set_device(device)
-            if not dist.is_initialized():
-                dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-                self.owned = True
-
-    def average_grads(self, params):
-        if not self.enabled:
-            return
-        import torch.distributed as dist
-
-        for p in params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad)
-            p.grad.div_(self.world)
-
-    def barrier(self):
-        if self.enabled:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def stop(self):
-        if self.owned:
-            import torch.distributed as dist
-
-            dist.barrier()
-            dist.destroy_process_group()
-
-
 # ------------------------------------------------------------------------------------------ training
 LOG_EVERY = 5
 LOG_COLUMNS = ("step", "seconds", "loss", "bpp", "d_roi", "d_bg", "aux", "g", "d")
@@ -237,7 +194,7 @@ def _start_models(cfg: dict, out_dir, stage: int, out: Path, resume: bool):
 
 
 def _train_step(model, disc, opts: _Optimisers, bg, x, rm, cfg: dict, *, stage: int, step: int, rng,
-                lambdas: torch.Tensor, dist_: _Dist) -> dict:
+                lambdas: torch.Tensor, dist_: Dist) -> dict:
     """One step: G (codec: D + λ·R (+ β·L_G)), then the aux quantiles, then D (stage 2). Returns the losses."""
     batch, patch = x.shape[0], x.shape[-1]
     s = torch.from_numpy(rng.integers(model.n_rates, size=batch)).to(x.device)
@@ -330,7 +287,7 @@ def train_stage(config, out_dir, stage: int = 1, *, resume: bool = False, data=N
     prev_threads = torch.get_num_threads()
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg["threads"]))  # restored on return
-    dist_ = _Dist()
+    dist_ = Dist()
     dev = resolve_device(device)
     dist_.start(dev)
     try:
@@ -398,7 +355,7 @@ def train_roi(config, out_dir, *, stages=(1, 2), data=None, resume: bool = False
 
     out_dir = Path(out_dir)
     last = None
-    dist_ = _Dist()  # one process group for both stages (re-initialising one under torchrun hangs)
+    dist_ = Dist()  # one process group for both stages (re-initialising one under torchrun hangs)
     dev = resolve_device(device)
     dist_.start(dev)
     try:
