@@ -108,7 +108,7 @@ class ObserverModel:
             raise ValueError(f"expected observer keys among {', '.join(sorted(known))}, got {sorted(extra)}")
         if "noise_sd" in d:
             v = d["noise_sd"]
-            d["noise_sd"] = (float(v), float(v)) if np.isscalar(v) else tuple(float(x) for x in v)
+            d["noise_sd"] = (float(v), float(v)) if np.isscalar(v) else tuple(float(x) for x in v)  # type: ignore[arg-type]
         if "careless" in d:
             d["careless"] = {str(k): float(v) for k, v in dict(d["careless"] or {}).items()}
         return cls(**d)

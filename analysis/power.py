@@ -284,8 +284,8 @@ def _fit_widths(design: Design, pairs, votes_reps: np.ndarray, wins_reps: np.nda
         ii = np.array([pairs[k][1] for k in k_idx])
         jj = np.array([pairs[k][2] for k in k_idx])
         c = np.zeros((R, len(g_names), len(g_names)))
-        np.add.at(c, (slice(None), ii, jj), wins_reps[:, k_idx])
-        np.add.at(c, (slice(None), jj, ii), votes_reps[:, k_idx] - wins_reps[:, k_idx])
+        np.add.at(c, (slice(None), ii, jj), wins_reps[:, k_idx])  # type: ignore[arg-type]
+        np.add.at(c, (slice(None), jj, ii), votes_reps[:, k_idx] - wins_reps[:, k_idx])  # type: ignore[arg-type]
         fits = fit_thurstone_ridge_batch(c)
         widths.append(2 * 1.959964 * fits.std(axis=0, ddof=1))
     return float(np.mean(np.concatenate(widths)))
