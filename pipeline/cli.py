@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import logging
 import sys
 
 from lossarena.errors import LossarenaError, did_you_mean
@@ -38,13 +37,11 @@ def _usage() -> str:
 def configure_logging(verbosity: int) -> None:
     """Set up ``logging`` for a CLI run: -1 quiet (WARNING), 0 default (INFO for lossarena), 1+ DEBUG.
 
-    Uses :func:`lossarena.log.configure` when the core provides it, else a plain ``basicConfig``.
+    Delegates to :func:`lossarena.log.configure` (the core's one logging set-up).
     """
-    if importlib.util.find_spec("lossarena.log") is not None:
-        importlib.import_module("lossarena.log").configure(verbosity)
-        return
-    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
-    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    from lossarena.log import configure
+
+    configure(verbosity)
 
 
 def register_learned_metrics() -> None:
@@ -53,10 +50,9 @@ def register_learned_metrics() -> None:
     Only the top layer may import the benchmark layer; done lazily, per tool run, so that
     ``lossarena --help`` stays fast.
     """
-    bench = importlib.import_module("lossarena.benchmark")
-    register = getattr(bench, "register_learned_metrics", None)
-    if register is not None:
-        register()
+    from lossarena.benchmark import register_learned_metrics as register
+
+    register()
 
 
 def run_tool(name: str, argv: list[str]) -> int:
