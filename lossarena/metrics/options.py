@@ -150,6 +150,7 @@ class MetricSpecRef:
 
     Examples
     --------
+    >>> from lossarena.metrics import parse_metric_spec
     >>> ref = parse_metric_spec("ssim:downsample=false")
     >>> ref.name, ref.kwargs, ref.key
     ('ssim', {'downsample': False}, 'ssim:downsample=false')
