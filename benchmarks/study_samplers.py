@@ -1,7 +1,7 @@
 """Sampler convergence: Kendall tau between the recovered ranking and the true one against the
 number of trials, for ``adjacent``, ``full`` and ``active`` (simulated Thurstone observers, 6
 conditions evenly spaced over 3 units, 5 pairs per participant; the same simulation as
-tests/test_study_samplers.py, more seeds). Appends a table to benchmarks/RESULTS_study.md.
+tests/study_app/test_study_samplers.py, more seeds). Appends a table to benchmarks/RESULTS_study.md.
 
     python benchmarks/study_samplers.py --seeds 10
 """

@@ -18,7 +18,7 @@ any string that the encoder cannot have produced:
 * decoded values beyond ``±max_abs`` are refused (a lossarena encoder never produces them).
 
 On every string that CompressAI's encoder produces, the symbols are identical to ``RansDecoder``'s
-(``tests/test_codecs_bitstream.py`` proves it on random symbols with escapes, on hyperprior streams at
+(``tests/codecs/test_codecs_bitstream.py`` proves it on random symbols with escapes, on hyperprior streams at
 several sizes and on the ROI codec's GMM streams). The work is O(symbols) and memory O(symbols), both
 fixed by the validated header before a byte of the string is decoded. Any violation raises
 :class:`CorruptStreamError` (a :class:`~lossarena.codecs.bitstream.BitstreamError`, exit code 2).

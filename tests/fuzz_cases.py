@@ -1,4 +1,4 @@
-"""Seeded fuzz cases for every file format a stranger can send, shared by ``tests/test_fuzz_*.py`` (a few
+"""Seeded fuzz cases for every file format a stranger can send, shared by ``tests/data/test_fuzz_*.py`` (a few
 hundred cases in-process) and ``benchmarks/fuzz.py`` (thousands, in subprocesses with limits).
 
 A *format* is a valid base file plus the command that reads it; a *case* is the base file mutated by

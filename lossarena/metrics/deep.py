@@ -51,7 +51,7 @@ from .validate import validate_images
 # LPIPS
 
 LPIPS_NETS = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
-# smallest input side each trunk accepts (checked in tests/test_metrics_deep.py)
+# smallest input side each trunk accepts (checked in tests/metrics/test_metrics_deep.py)
 LPIPS_MIN_SIZE = {"alex": 31, "vgg": 16, "squeeze": 17}
 DISTS_MIN_SIZE = 16  # below, relu5_3 is 1x1 and its structure term a constant
 

@@ -26,7 +26,7 @@ CASE_BUDGET_S = 20.0  # per case, on a loaded 2-core box (typical: milliseconds)
 
 
 def _fuzz_module():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_bitstreams.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_bitstreams.py"
     spec = importlib.util.spec_from_file_location("fuzz_bitstreams", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

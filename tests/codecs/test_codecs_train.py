@@ -106,7 +106,7 @@ def test_ddp_two_cpu_processes_end_identical(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
     ckpt = tmp_path / "ddp.pt"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parent))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(script), str(images()), str(ckpt)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -19,7 +19,7 @@ from lossarena.codecs.zoo import plan_zoo, train_zoo, zoo_status
 
 from lossarena.errors import InputError, UnknownNameError
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]  # tests/ (the helper modules)
 
 
 def test_executor_registry_did_you_mean():

@@ -3,7 +3,7 @@ consent, display check, training feedback, trials (answers sent by the study com
 resume), completion code, refusal, the gate for missing/invalid ids, and the admin page behind its
 secret. The browser side of the study component is not run here (AppTest has no browser): its
 messages are injected into session state exactly as the component sends them, and the arguments the
-page sends to it are read back from the element. tests/test_study_browser.py drives the real thing."""
+page sends to it are read back from the element. tests/study_app/test_study_browser.py drives the real thing."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 stimuli_dir = study_fixtures.stimuli_dir
 make_study = study_fixtures.make_study
-APP = str(Path(__file__).resolve().parents[1] / "study_app" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "study_app" / "app.py")
 
 
 @pytest.fixture
