@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--codecs", default=None, help="providers (default: hyperprior when --zoo is given)")
     m.add_argument("--losses", help="only these zoo losses")
     m.add_argument("--metrics", default="psnr", help="metric columns in the manifest ('' for none, 'all')")
+    m.add_argument("--jobs", type=int, default=1, help="images matched in N processes (one per GPU on GPUs)")
     add_device_argument(m)
 
     k = sub.add_parser("calibrate", help="per-metric λ grid from RD slopes (see docs/codecs.md)")
@@ -283,7 +284,8 @@ def _run(args) -> int:
 
             metrics = metric_names()
         p = match_rates(args.zoo, args.images, args.targets, args.out, anchors=_csv(args.anchors) or [],
-                        codecs=codecs, losses=_csv(args.losses), metrics=metrics, device=args.device)
+                        codecs=codecs, losses=_csv(args.losses), metrics=metrics, device=args.device,
+                        jobs=args.jobs)
         print(f"wrote {p}")
         return 0
     if args.cmd == "calibrate":

@@ -184,10 +184,19 @@ def read_index(cache: str | Path) -> dict:
     return idx
 
 
-class ImageStore:
-    """Random access to the decoded uint8 images of a folder or a cache (opened lazily, per process)."""
+#: decoded images of a folder kept per process (bytes); a folder that fits is decoded once per process.
+FOLDER_CACHE_BYTES = 512 * 2**20
 
-    def __init__(self, source: str | Path, *, lru: int = 4):
+
+class ImageStore:
+    """Random access to the decoded uint8 images of a folder or a cache (opened lazily, per process).
+
+    A folder's decoded images are kept in a least-recently-used store of at most ``cache_bytes``
+    (default :data:`FOLDER_CACHE_BYTES`, at least one image), so a small training folder is decoded
+    once per process rather than once per patch; a large one is better served by `codecs prepare-data`.
+    """
+
+    def __init__(self, source: str | Path, *, cache_bytes: int = FOLDER_CACHE_BYTES):
         from lossarena.data.images import list_images
 
         self.source = Path(source)
@@ -206,7 +215,7 @@ class ImageStore:
             self.names = [p.name for p in self.paths]
         self._maps: dict[int, np.memmap] = {}
         self._lru: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._lru_size = lru
+        self._lru_bytes = int(cache_bytes)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -230,7 +239,7 @@ class ImageStore:
             return self._lru[i]
         a = decode_uint8(self.paths[i])
         self._lru[i] = a
-        while len(self._lru) > self._lru_size:
+        while len(self._lru) > 1 and sum(v.nbytes for v in self._lru.values()) > self._lru_bytes:
             self._lru.popitem(last=False)
         return a
 

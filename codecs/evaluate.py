@@ -157,7 +157,8 @@ def _evaluate_parallel(ckpts, images, out_csv, *, metrics, device, resume, jobs)
     gpus = torch.cuda.device_count() if str(device).startswith("cuda") or str(device) == "auto" else 0
     parts = [out_csv.with_name(f"{out_csv.stem}.part{k}{out_csv.suffix}") for k in range(n)]
     with cf.ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
-        futs = [pool.submit(evaluate, [str(c) for c in g], images, parts[k], metrics=metrics,
+        futs = [pool.submit(_evaluate_worker, None if gpus else 1, [str(c) for c in g], images, parts[k],
+                            metrics=metrics,
                             device=f"cuda:{k % gpus}" if gpus else ("cpu" if device == "auto" else device),
                             progress=False, resume=resume)
                 for k, g in enumerate(groups)]
@@ -168,6 +169,16 @@ def _evaluate_parallel(ckpts, images, out_csv, *, metrics, device, resume, jobs)
     df.to_csv(out_csv, index=False)
     log.info("evaluate: %d checkpoints in %d processes -> %s", len(ckpts), n, out_csv)
     return df
+
+
+def _evaluate_worker(threads: int | None, *args, **kw):
+    """:func:`evaluate` in a worker process; ``threads`` caps torch's threads (CPU workers: one each, so
+    that the workers do not oversubscribe the cores)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    return evaluate(*args, **kw)
 
 
 def sync(dev) -> None:

@@ -41,41 +41,34 @@ def parse_targets(s) -> list[float]:
     return vals
 
 
-def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",), losses=None,
-                metrics=("psnr",), device: str = "auto", progress: bool = True) -> Path:
-    """Write rate-matched stimuli and ``manifest.csv`` into ``out``; returns the manifest path."""
-    from lossarena.data.images import list_images, load_image, save_image
-    from tqdm import tqdm
-
-    from .evaluate import available_metrics, score
+def _conditions(zoo, anchors, codecs, losses, device):
     from .providers import get_provider
 
-    targets = parse_targets(targets)
-    paths = list_images(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
     conditions = []
     for name in list(codecs or ()) + list(anchors or ()):
-        prov = get_provider(name)
-        conditions += prov.conditions(zoo, losses=losses, device=device)
-    if not conditions:
-        raise InputError("no conditions to match (give --zoo and/or --anchors)")
-    seen = set()
-    for c in conditions:
-        if c.name in seen or c.name == REFERENCE:
-            raise InputError(f"two providers give condition '{c.name}'")
-        seen.add(c.name)
-    metric_names = available_metrics(list(metrics)) if metrics else []
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows, details, warned = [], [], set()
-    bar = tqdm(total=len(paths) * len(conditions) * len(targets), desc="match", disable=not progress,
-               dynamic_ncols=True)
-    contents = set()
-    cost: dict = {}
-    for p in paths:
+        conditions += get_provider(name).conditions(zoo, losses=losses, device=device)
+    return conditions
+
+
+def _match_images(paths, zoo, targets, out, anchors, codecs, losses, metric_names, device,
+                  threads: int | None = None, bar=None, conditions=None) -> list[tuple[list, list, dict]]:
+    """Match every image in ``paths``; per image ``(manifest rows, detail rows, cost)``.
+
+    Builds its own conditions, so it runs unchanged in a worker process (``threads`` then caps torch's
+    threads so that the workers do not oversubscribe the cores)."""
+    import torch
+    from lossarena.data.images import load_image, save_image
+
+    from .evaluate import score
+
+    if threads:
+        torch.set_num_threads(threads)
+    if conditions is None:
+        conditions = _conditions(zoo, anchors, codecs, losses, device)
+    results, warned = [], set()
+    for p in map(Path, paths):
         content = p.stem
-        if content in contents:
-            raise InputError(f"{p}: two images named '{content}'")
-        contents.add(content)
+        rows, details, cost = [], [], {}
         x = load_image(p)
         ref_rel = f"{content}/reference.png"
         save_image(x, out / ref_rel)
@@ -94,8 +87,72 @@ def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",)
                     cost[k] = cost.get(k, 0) + v
                 details.append({"content": content, "condition": c.name, "target_bpp": t,
                                 "bpp": round(enc.bpp, 6), "details": json.dumps(enc.meta, sort_keys=True)})
-                bar.update(1)
-    bar.close()
+                if bar is not None:
+                    bar.update(1)
+        results.append((rows, details, cost))
+    return results
+
+
+def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",), losses=None,
+                metrics=("psnr",), device: str = "auto", progress: bool = True, jobs: int = 1) -> Path:
+    """Write rate-matched stimuli and ``manifest.csv`` into ``out``; returns the manifest path.
+
+    ``jobs`` > 1 matches the images in that many worker processes (one torch thread each on the CPU;
+    on a multi-GPU machine worker k uses ``cuda:k``); the files written are the same as with one job,
+    in the same order.
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    import torch
+    from lossarena.data.images import list_images
+    from tqdm import tqdm
+
+    from .evaluate import available_metrics
+
+    targets = parse_targets(targets)
+    paths = list_images(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
+    conditions = _conditions(zoo, anchors, codecs, losses, device)
+    if not conditions:
+        raise InputError("no conditions to match (give --zoo and/or --anchors)")
+    seen = set()
+    for c in conditions:
+        if c.name in seen or c.name == REFERENCE:
+            raise InputError(f"two providers give condition '{c.name}'")
+        seen.add(c.name)
+    contents = set()
+    for p in paths:
+        if p.stem in contents:
+            raise InputError(f"{p}: two images named '{p.stem}'")
+        contents.add(p.stem)
+    metric_names = available_metrics(list(metrics)) if metrics else []
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n = max(1, min(int(jobs), len(paths)))
+    args = (zoo, targets, out, anchors, codecs, losses, metric_names)
+    if n == 1:
+        bar = tqdm(total=len(paths) * len(conditions) * len(targets), desc="match", disable=not progress,
+                   dynamic_ncols=True)
+        results = _match_images(paths, *args, device, bar=bar, conditions=conditions)
+        bar.close()
+    else:
+        gpus = torch.cuda.device_count() if str(device).startswith("cuda") or str(device) == "auto" else 0
+        results = [None] * len(paths)
+        with cf.ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
+            futs = {pool.submit(_match_images, [paths[i]], *args,
+                                f"cuda:{k % gpus}" if gpus else ("cpu" if device == "auto" else device),
+                                threads=None if gpus else 1): i
+                    for k, i in enumerate(range(len(paths)))}
+            for f in tqdm(cf.as_completed(futs), total=len(futs), desc="match", disable=not progress,
+                          dynamic_ncols=True):
+                results[futs[f]] = f.result()[0]
+        del conditions
+    rows, details, cost = [], [], {}
+    for r, d, c in results:
+        rows += r
+        details += d
+        for k, v in c.items():
+            cost[k] = cost.get(k, 0) + v
     if cost:
         log.info("rate matching cost: %s", ", ".join(f"{k} {v:g}" for k, v in cost.items()))
     manifest = out / "manifest.csv"

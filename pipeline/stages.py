@@ -138,6 +138,12 @@ def _base_checkpoint(ctx, d: Path, cfg: dict) -> dict:
             "arch": c.get("architecture"), "lmbda": c.get("lmbda"), "data": c.get("data")}
 
 
+def _workers() -> int:
+    """Processes the demo's parallel stages use: one torch thread each, at most two (the demo's
+    budget is two CPU cores)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def stage_zoo(ctx, d: Path) -> dict:
     from lossarena.codecs.evaluate import evaluate as evaluate_codecs
     from lossarena.codecs.evaluate import summarize
@@ -151,7 +157,7 @@ def stage_zoo(ctx, d: Path) -> dict:
     base = _base_checkpoint(ctx, d, cfg)
     from lossarena.codecs.zoo import train_zoo
 
-    workers = max(1, min(2, os.cpu_count() or 1))  # one torch thread per fine-tune, two at a time
+    workers = _workers()
     cfg["require_split"] = True  # the fine-tunes never see an evaluation image
     res = train_zoo(cfg, d, data=_train_dir(ctx), eval_data=_eval_dir(ctx), progress=False, device="cpu",
                     log=lambda m: log.info("  %s", m), executor="local", jobs=workers)
@@ -161,7 +167,7 @@ def stage_zoo(ctx, d: Path) -> dict:
         log.info("  skipped loss %s: %s", loss, why)
     ckpts = list(res["base"]) + list(res["models"])
     df = evaluate_codecs(ckpts, _eval_dir(ctx), d / "results.csv", metrics=ctx.p("zoo", "eval_metrics"),
-                         progress=False)
+                         progress=False, device="cpu", jobs=workers)
     plot_rd(df, d / "rd.png", title=f"demo zoo on {ctx.info['images']['source']}")
     ft = df[df["model"].isin([Path(m).stem for m in res["models"]])]
     summ = summarize(ft)
@@ -274,7 +280,8 @@ def stage_stimuli(ctx, d: Path) -> dict:
     targets = _targets(ctx)
     codecs = ("hyperprior", "roi") if (ctx.out / "zoo" / "roi" / "roi.pt").exists() else ("hyperprior",)
     manifest = match_rates(ctx.out / "zoo", _eval_dir(ctx), targets, d, anchors=tuple(ctx.p("stimuli", "anchors")),
-                           codecs=codecs, metrics=("psnr",), progress=False)
+                           codecs=codecs, metrics=("psnr",), progress=False,
+                           jobs=_workers())
     m = pd.read_csv(manifest)
     piv = m[m["condition"] != "reference"].pivot_table(index="condition", columns="target_bpp", values="bpp",
                                                       aggfunc="mean")

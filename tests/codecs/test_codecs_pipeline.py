@@ -95,6 +95,24 @@ def test_cache_equals_folder_and_is_memory_mapped(tmp_path):
     assert all(torch.equal(a[n], b[n]) for n in range(7))
 
 
+def test_folder_store_decodes_a_small_folder_once(monkeypatch):
+    import lossarena.codecs.dataset as ds
+
+    calls = []
+    real = ds.decode_uint8
+    monkeypatch.setattr(ds, "decode_uint8", lambda p: calls.append(p) or real(p))
+    store = ImageStore(images())
+    for _ in range(5):
+        for i in range(len(store)):
+            store.image(i)
+    assert len(calls) == len(store) == 3  # 96x128 images: all fit, each decoded once
+    small = ImageStore(images(), cache_bytes=40_000)  # one 36,864-byte image fits at a time
+    calls.clear()
+    for i in (0, 1, 0, 1):
+        small.image(i)
+    assert len(calls) == 4
+
+
 def test_hostile_cache_index_names_file_and_field(tmp_path):
     cache = prepare_cache(images(), tmp_path / "c", progress=False)
     idx = json.loads((cache / "index.json").read_text())

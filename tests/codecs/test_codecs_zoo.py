@@ -138,3 +138,13 @@ def test_match_writes_manifest_with_reference_and_providers(tmp_path):
     assert {"roi"} <= set(df.condition)
     with pytest.raises(InputError):
         match_rates(None, images(), "0.25", tmp_path / "x", codecs=["hyperprior"], progress=False)
+
+
+def test_match_in_two_processes_writes_the_same_files(tmp_path):
+    zoo()
+    kw = dict(anchors=["jpeg"], codecs=["hyperprior"], metrics=["psnr"], progress=False)
+    one = match_rates(session_dir() / "zoo", images(), "0.3,1.0", tmp_path / "one", **kw)
+    two = match_rates(session_dir() / "zoo", images(), "0.3,1.0", tmp_path / "two", jobs=2, **kw)
+    assert one.read_bytes() == two.read_bytes()
+    for r in csv.DictReader(open(one)):
+        assert (one.parent / r["path"]).read_bytes() == (two.parent / r["path"]).read_bytes()
