@@ -43,9 +43,27 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build a study folder from a stimuli folder (manifest.csv)")
     b.add_argument("stimuli")
     b.add_argument("--out", required=True, help="study folder to create")
-    b.add_argument("--crop", type=_crop, default=(800, 640), help="crop size WxH (default 800x640)")
+    b.add_argument("--crop", type=_crop, default=None,
+                   help="crop size WxH (default 800x640 for pairs, 512x512 for triplets)")
     b.add_argument("--sessions", type=int, default=3)
-    b.add_argument("--sampler", default="adjacent", help="adjacent (default), full, active")
+    b.add_argument("--sampler", default=None,
+                   help="pairwise: adjacent (default), full, active; triplet: aic3 (default)")
+    b.add_argument("--design", default="pairwise",
+                   help="pairwise (default) or triplet (JPEG AIC-3: reference in the middle, 'which differs more?')")
+    t = b.add_argument_group("triplet design (--design triplet; docs/study.md 'Triplet design')")
+    t.add_argument("--boost", default="zoom,flicker,amplify",
+                   help="boosts of the boosted triplets: any of zoom,flicker,amplify, or none (default all three)")
+    t.add_argument("--plain-fraction", type=float, default=0.5, help="share of plain (unboosted) triplets (0.5)")
+    t.add_argument("--trap-rate", type=float, default=0.07, help="share of trap triplets (0.07, as AIC-3 BTC)")
+    t.add_argument("--bias-rate", type=float, default=0.05, help="share of bias triplets (0.05, as AIC-3 PTC)")
+    t.add_argument("--cross-fraction", type=float, default=0.17,
+                   help="share of cross-codec among the normal triplets (0.17, as AIC-3 BTC)")
+    t.add_argument("--same-max-step", type=int, default=0, help="same-codec pairs at most N levels apart (0 = all)")
+    t.add_argument("--cross-max-step", type=int, default=1, help="cross-codec pairs at most N levels apart (1)")
+    t.add_argument("--zoom", type=int, default=2, help="integer zoom factor of the zoom boost (2)")
+    t.add_argument("--flicker-period-ms", type=int, default=100,
+                   help="flicker: each image shown this long before the other (100 ms = 5 cycles/s)")
+    t.add_argument("--amplify-gain", type=float, default=2.0, help="artefact amplification gain g (2)")
     b.add_argument("--trials", type=int, default=40, help="sampler pairs per participant (0 = until exhausted)")
     b.add_argument("--traps", type=int, default=2, help="trap pairs per participant (0 allowed)")
     b.add_argument("--practice", type=int, default=3, help="training pairs (0 allowed: briefed lab observers)")
@@ -94,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True)
     e.add_argument("--include-traps", action="store_true")
     e.add_argument("--include-flagged", action="store_true", help="keep participants flagged by quality control")
+    e.add_argument("--design", default=None,
+                   help="pairwise or triplet (default: the study's design; a mismatch is an error)")
 
     v = sub.add_parser("verify-code", help="check a participant's completion code")
     v.add_argument("study")
@@ -121,9 +141,17 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args) -> int:
     if args.cmd == "build":
         from .core.build import build_study, duration_warning
-        from .core.config import SECRETS_NAME
+        from .core.config import SECRETS_NAME, TripletSettings
 
-        cfg = build_study(args.stimuli, args.out, crop=args.crop, sessions=args.sessions, sampler=args.sampler,
+        triplet = None
+        if args.design == "triplet":
+            triplet = TripletSettings(boosts=args.boost, plain_fraction=args.plain_fraction, trap_rate=args.trap_rate,
+                                      bias_rate=args.bias_rate, cross_fraction=args.cross_fraction,
+                                      same_max_step=args.same_max_step, cross_max_step=args.cross_max_step,
+                                      zoom=args.zoom, flicker_period_ms=args.flicker_period_ms,
+                                      amplify_gain=args.amplify_gain)
+        cfg = build_study(args.stimuli, args.out, crop=args.crop, sessions=args.sessions,
+                          sampler=args.sampler or "adjacent", design=args.design, triplet=triplet,
                           trials_per_participant=args.trials, traps_per_participant=args.traps,
                           n_practice=args.practice, include_reference=args.include_reference,
                           study_id=args.study_id, seed=args.seed, force=args.force,
@@ -131,9 +159,18 @@ def _main(args) -> int:
                           completion_url=args.completion_url, completion_code=args.completion_code,
                           scale=args.scale, stated_minutes=args.stated_minutes, allow_touch=args.allow_touch)
         n_cond = sorted({len(g.conditions) for g in cfg.groups})
-        print(f"study {cfg.study_id}: {len(cfg.groups)} groups (content x target bpp), "
-              f"{'/'.join(map(str, n_cond))} conditions each, {len(cfg.sessions)} sessions, "
-              f"{len(cfg.practice)} practice pairs, {len(cfg.traps)} trap images, sampler {cfg.sampler}")
+        if cfg.design == "triplet":
+            t = cfg.triplet
+            print(f"study {cfg.study_id}: triplet design, {len(cfg.groups)} contents, {'/'.join(map(str, n_cond))} "
+                  f"images each (reference included), {len(cfg.sessions)} sessions, {len(cfg.practice)} practice "
+                  f"triplets, sampler {cfg.sampler}; {cfg.trials_per_participant} triplets per participant: "
+                  f"plain {t.plain_fraction:g}, boosted ({t.label}) {1 - t.plain_fraction:g}, traps {t.trap_rate:g}, "
+                  f"bias {t.bias_rate:g}, cross-codec {t.cross_fraction:g} of the rest; zoom x{t.zoom}, flicker "
+                  f"{t.flicker_period_ms} ms per image, amplification gain {t.amplify_gain:g}")
+        else:
+            print(f"study {cfg.study_id}: {len(cfg.groups)} groups (content x target bpp), "
+                  f"{'/'.join(map(str, n_cond))} conditions each, {len(cfg.sessions)} sessions, "
+                  f"{len(cfg.practice)} practice pairs, {len(cfg.traps)} trap images, sampler {cfg.sampler}")
         print(f"config: {cfg.dir / 'study.yaml'}")
         print(f"secrets: {cfg.dir / SECRETS_NAME} (owner-only, mode 0600: completion-code secret and admin secret)")
         print(f"serve:  lossarena study serve {cfg.dir}   (participants: http://HOST:8501/?PROLIFIC_PID=ID)")
@@ -154,10 +191,20 @@ def _main(args) -> int:
               f"http://{args.address}:{args.port}/admin, admin secret in STUDY/secrets.yaml)", file=sys.stderr)
         return serve(args.study, db, args.port, args.address)
     if args.cmd == "simulate":
+        from .core.config import load_config
         from .core.simulate import simulate
 
         if args.participants < 1 or args.concurrency < 1:
             raise InputError("--participants and --concurrency must be at least 1")
+        if load_config(args.study).design == "triplet":  # observers answering from a hidden JND scale
+            from .core.simulate_triplets import simulate_triplets
+
+            tres = simulate_triplets(args.study, args.db, args.participants, args.seed)
+            summ = tres.summary()
+            print(json.dumps(summ) if args.json else "\n".join(f"{k:24s} {v}" for k, v in summ.items()))
+            for err in tres.errors[:5]:
+                print(f"error: {err}", file=sys.stderr)
+            return 1 if tres.errors else 0
         res = simulate(args.study, args.db, args.participants, args.concurrency, args.seed,
                        args.random_fraction, args.think_ms / 1000.0, args.ack_log, progress=not args.json,
                        first=args.first, **simulate_kwargs(args))
@@ -176,11 +223,18 @@ def _main(args) -> int:
     if args.cmd == "plan":
         return run_plan(args)
     if args.cmd == "export":
+        from .core.config import load_config
         from .core.export import export_votes
 
+        if args.design is not None:
+            if args.design not in ("pairwise", "triplet"):
+                raise InputError(f"--design {args.design!r}: expected pairwise or triplet")
+            have = load_config(args.study).design
+            if have != args.design:
+                raise InputError(f"--design {args.design}: the study {args.study} has the {have} design")
         p = export_votes(args.study, args.db, args.out, args.include_traps, args.include_flagged)
         n = sum(1 for _ in open(p)) - 1
-        print(f"{n} votes -> {p}")
+        print(f"{n} {'triplet answers' if load_config(args.study).design == 'triplet' else 'votes'} -> {p}")
         return 0
     if args.cmd == "verify-code":
         from .core.config import load_config

@@ -31,7 +31,16 @@ from tqdm import tqdm
 
 from lossarena.errors import InputError
 
-from .config import CONFIG_NAME, Group, PracticePair, QualityControl, Requirements, StudyConfig, load_config
+from .config import (
+    CONFIG_NAME,
+    Group,
+    PracticePair,
+    QualityControl,
+    Requirements,
+    StudyConfig,
+    TripletSettings,
+    load_config,
+)
 from .manifest import REFERENCE, read_manifest
 
 log = logging.getLogger(__name__)
@@ -46,9 +55,10 @@ LAYOUT_GAP_X = 32
 LAYOUT_CHROME_Y = 380
 
 
-def fits_side_by_side(crop: tuple[int, int], screen: tuple[int, int] = (1920, 1080)) -> bool:
+def fits_side_by_side(crop: tuple[int, int], screen: tuple[int, int] = (1920, 1080), n: int = 2) -> bool:
+    """Whether ``n`` crops (2 for pairs, 3 for triplets) plus gaps and margins fit the screen."""
     w, h = crop
-    return 2 * w + LAYOUT_GAP_X + LAYOUT_MARGIN_X <= screen[0] and h + LAYOUT_CHROME_Y <= screen[1]
+    return n * w + (n - 1) * LAYOUT_GAP_X + LAYOUT_MARGIN_X <= screen[0] and h + LAYOUT_CHROME_Y <= screen[1]
 
 
 def _slug(s: str) -> str:
@@ -102,7 +112,7 @@ def heavy_degradation(img: Image.Image, kind: str = "trap") -> Image.Image:
 def build_study(
     stimuli_dir: str | Path,
     out_dir: str | Path,
-    crop: tuple[int, int] = (800, 640),
+    crop: tuple[int, int] | None = None,
     sessions: int = 3,
     sampler: str = "adjacent",
     trials_per_participant: int = 40,
@@ -120,12 +130,46 @@ def build_study(
     scale: int = 1,
     stated_minutes: tuple[int, int] = (10, 15),
     allow_touch: bool = False,
+    design: str = "pairwise",
+    triplet: TripletSettings | None = None,
 ) -> StudyConfig:
     """Build a study folder from ``stimuli_dir/manifest.csv``; returns the saved config.
+
+    ``design="triplet"`` builds the JPEG AIC-3 triplet design (:mod:`.triplets`; ``triplet`` holds
+    its parameters, default :class:`~.config.TripletSettings`): one group per content with every
+    codec × target bitrate as a test image named ``<codec>_<target bpp>`` and the reference, the
+    boosted versions of all of them, and trap candidates. Default crop: 800×640 for pairs, 512×512
+    for triplets (three must fit side by side).
 
     Atomic: everything is written to a hidden sibling folder first and renamed into place at the
     end, so an error leaves no half-written study (and, with ``force``, the old study untouched)."""
     from .samplers import SAMPLERS
+    from .triplets import DESIGNS, TRIPLET_SAMPLERS, check_rates, parse_boosts
+
+    if design not in DESIGNS:
+        from lossarena.errors import did_you_mean
+
+        raise InputError(f"unknown design {design!r}{did_you_mean(design, list(DESIGNS))}; known: {', '.join(DESIGNS)}")
+    n_side = 3 if design == "triplet" else 2
+    if crop is None:
+        crop = (512, 512) if design == "triplet" else (800, 640)
+    if design == "triplet":
+        triplet = triplet or TripletSettings()
+        triplet.boosts = list(parse_boosts(triplet.boosts))
+        check_rates(triplet.trap_rate, triplet.bias_rate, triplet.plain_fraction, triplet.cross_fraction)
+        if int(triplet.zoom) != triplet.zoom or not 1 <= int(triplet.zoom) <= 8:
+            raise InputError(f"--zoom {triplet.zoom}: expected an integer 1-8")
+        if int(triplet.flicker_period_ms) != triplet.flicker_period_ms or not 10 <= triplet.flicker_period_ms <= 5000:
+            raise InputError(f"--flicker-period-ms {triplet.flicker_period_ms}: expected an integer 10-5000")
+        if not 1.0 <= float(triplet.amplify_gain) <= 16.0:
+            raise InputError(f"--amplify-gain {triplet.amplify_gain}: expected a number in [1, 16]")
+        if int(trials_per_participant) < 1:
+            raise InputError(f"--trials {trials_per_participant}: the triplet design needs a positive number")
+        triplet.zoom, triplet.flicker_period_ms = int(triplet.zoom), int(triplet.flicker_period_ms)
+        if sampler == "adjacent":
+            sampler = "aic3"
+        sampler = TRIPLET_SAMPLERS.canonical(sampler)
+        allow_tie = True  # AIC-3's relaxed forced choice: "not sure" is always offered
 
     if int(scale) != scale or not 1 <= int(scale) <= 8:
         raise InputError(f"--scale {scale}: expected an integer 1-8")
@@ -135,15 +179,16 @@ def build_study(
             raise InputError(f"{name} {v}: expected a {'positive' if name == '--sessions' else 'non-negative'} integer")
     if completion_url and not completion_url.startswith(("https://", "http://")):
         raise InputError(f"--completion-url {completion_url[:60]!r}: expected an http(s) URL")
-
-    SAMPLERS.canonical(sampler)  # unknown names fail early with a did-you-mean
+    if design == "pairwise":
+        SAMPLERS.canonical(sampler)  # unknown names fail early with a did-you-mean
     crop = (int(crop[0]), int(crop[1]))
     if crop[0] < 16 or crop[1] < 16:
         raise InputError(f"--crop {crop[0]}x{crop[1]}: too small (at least 16x16)")
-    if not fits_side_by_side(crop):
+    if not fits_side_by_side(crop, n=n_side):
+        word = "three" if n_side == 3 else "two"
         raise InputError(
-            f"--crop {crop[0]}x{crop[1]}: two crops do not fit side by side at 1920x1080 "
-            f"(need 2*W+{LAYOUT_GAP_X + LAYOUT_MARGIN_X} <= 1920 and H+{LAYOUT_CHROME_Y} <= 1080)"
+            f"--crop {crop[0]}x{crop[1]}: {word} crops do not fit side by side at 1920x1080 "
+            f"(need {n_side}*W+{(n_side - 1) * LAYOUT_GAP_X + LAYOUT_MARGIN_X} <= 1920 and H+{LAYOUT_CHROME_Y} <= 1080)"
         )
     final = Path(out_dir)
     if (final / CONFIG_NAME).exists() and not force:
@@ -162,7 +207,8 @@ def build_study(
     try:
         _build_into(out, final, by_content, crop, sessions, sampler, trials_per_participant, traps_per_participant,
                     n_practice, include_reference, study_id, seed, allow_anonymous, progress, allow_tie,
-                    completion_url, completion_code, int(scale), stated_minutes, allow_touch)
+                    completion_url, completion_code, int(scale), stated_minutes, allow_touch,
+                    design, triplet if design == "triplet" else None)
         old = None
         if final.exists():
             for f in final.glob("votes.sqlite*"):  # a rebuild never deletes collected votes
@@ -181,7 +227,8 @@ def build_study(
 
 def _build_into(out, final, by_content, crop, sessions, sampler, trials_per_participant, traps_per_participant,
                 n_practice, include_reference, study_id, seed, allow_anonymous, progress, allow_tie,
-                completion_url, completion_code, scale, stated_minutes, allow_touch) -> StudyConfig:
+                completion_url, completion_code, scale, stated_minutes, allow_touch, design="pairwise",
+                triplet=None) -> StudyConfig:
     groups: list[Group] = []
     references: dict[str, str] = {}
     traps: dict[str, str] = {}
@@ -216,8 +263,10 @@ def _build_into(out, final, by_content, crop, sessions, sampler, trials_per_part
         (out / "traps").mkdir(exist_ok=True)
         heavy_degradation(ref_crop, "trap").save(out / trap_rel, compress_level=1)
         traps[content] = trap_rel
+        if design == "triplet":
+            groups.append(_triplet_content(out, ci, content, others, ref_crop, crop_of, triplet, ref_rel))
         by_group: dict[str, list] = defaultdict(list)
-        for r in others:
+        for r in (others if design == "pairwise" else []):
             by_group[r.target_bpp].append(r)
         for gi, (tb, grows) in enumerate(sorted(by_group.items(), key=lambda kv: float(kv[0]))):
             conds: dict[str, str] = {}
@@ -257,7 +306,8 @@ def _build_into(out, final, by_content, crop, sessions, sampler, trials_per_part
         practice.append(PracticePair(better=b, worse=wr, content=src.content,
                                      degradation=DEGRADATIONS[kinds[i % len(kinds)]]))
 
-    order = sorted(range(len(groups)), key=lambda i: (float(groups[i].group), groups[i].content))
+    order = sorted(range(len(groups)), key=lambda i: (float(groups[i].group) if design == "pairwise" else 0.0,
+                                                      groups[i].content))
     n_sessions = max(1, min(int(sessions), len(groups)))
     session_lists = [list(map(int, s)) for s in np.array_split(np.array(order), n_sessions)]
     with open(out / "crops.csv", "w", newline="") as f:
@@ -287,10 +337,47 @@ def _build_into(out, final, by_content, crop, sessions, sampler, trials_per_part
         stated_minutes=(int(stated_minutes[0]), int(stated_minutes[1])),
         requirements=Requirements(allow_touch=bool(allow_touch)),
         qc=QualityControl(),
+        design=design,
+        triplet=triplet,
         dir=out.resolve(),
     )
     cfg.save(out)
     return cfg
+
+
+def _triplet_content(out: Path, ci: int, content: str, rows, ref_crop: Image.Image, crop_of, settings,
+                     ref_rel: str) -> Group:
+    """One content of the triplet design: every codec x target bitrate as a test image, the
+    reference, the boosted versions of all of them, and the trap candidates (:mod:`.triplets`)."""
+    from .triplets import build_content, condition_name
+
+    tests, codecs, bpps, conds = {}, {}, {}, {REFERENCE: ref_rel}
+    used: set[str] = set()
+    for r in sorted(rows, key=lambda r: (r.condition, float(r.target_bpp))):
+        name = condition_name(r.condition, r.target_bpp)
+        if name in tests:
+            raise InputError(f"manifest line {r.line}: content {content!r} has two rows named {name!r}")
+        arr = np.asarray(crop_of(_open_rgb(r.path), r))
+        fn = _slug(name)
+        while fn in used:
+            fn += "_"
+        used.add(fn)
+        rel = f"stimuli/c{ci:02d}/{fn}.png"
+        Image.fromarray(arr).save(out / rel, compress_level=1)
+        tests[name], codecs[name], bpps[name], conds[name] = arr, r.condition, float(r.target_bpp), rel
+    if len(tests) < 2:
+        raise InputError(f"manifest line {rows[0].line}: content {content!r} has fewer than two test images")
+    info, boosted = build_content(np.asarray(ref_crop), tests, codecs, bpps, settings.boosts, settings.zoom,
+                                  settings.amplify_gain)
+    if boosted:
+        bdir = out / "boosted" / f"c{ci:02d}"
+        bdir.mkdir(parents=True, exist_ok=True)
+        for name, arr in boosted.items():
+            rel = f"boosted/c{ci:02d}/{Path(conds[name]).name}"
+            Image.fromarray(arr).save(out / rel, compress_level=1)
+            info.boosted[name] = rel
+    settings.contents[content] = info
+    return Group(content=content, group="triplet", conditions=conds)
 
 
 def duration_warning(cfg: StudyConfig) -> str | None:
@@ -315,4 +402,4 @@ class _PlanOnly:
         from .samplers import get_sampler
 
         self.cfg = cfg
-        self.sampler = get_sampler(cfg.sampler)
+        self.sampler = None if cfg.design == "triplet" else get_sampler(cfg.sampler)

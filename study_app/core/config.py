@@ -77,6 +77,27 @@ class Requirements:
 
 
 @dataclass
+class TripletSettings:
+    """The triplet design's parameters (``triplet`` in study.yaml; docs/study.md, "Triplet design")."""
+
+    boosts: list[str] = field(default_factory=lambda: ["zoom", "flicker", "amplify"])  # of boosted triplets
+    plain_fraction: float = 0.5  # share of plain (unboosted) triplets per participant
+    trap_rate: float = 0.07  # share of trap triplets (AIC-3 JPEG AI BTC: 10 of 142 per batch)
+    bias_rate: float = 0.05  # share of bias triplets (AIC-3 JPEG AI PTC: 5 of 105 per batch)
+    cross_fraction: float = 0.17  # share of cross-codec among the normal triplets (BTC: 13,200 of 79,200)
+    same_max_step: int = 0  # same-codec pairs at most this many levels apart (0 = all pairs, as BTC)
+    cross_max_step: int = 1  # cross-codec pairs at most this many levels apart
+    zoom: int = 2  # integer zoom factor of the zoom boost (nearest neighbour)
+    flicker_period_ms: int = 100  # each image of a flickering pair is shown this long
+    amplify_gain: float = 2.0  # artefact amplification: ref + gain * (test - ref)
+    contents: dict = field(default_factory=dict)  # content -> TripletContent (levels, boosted files, traps)
+
+    @property
+    def label(self) -> str:
+        return ",".join(self.boosts) if self.boosts else "plain"
+
+
+@dataclass
 class StudyConfig:
     study_id: str
     secret: str
@@ -104,6 +125,8 @@ class StudyConfig:
     seed: int = 0
     title: str = "Image quality study"
     requirements: Requirements = field(default_factory=Requirements)
+    design: str = "pairwise"  # pairwise | triplet (JPEG AIC-3 triplets, :mod:`.triplets`)
+    triplet: TripletSettings | None = None
     dir: Path = field(default=Path("."), repr=False)
 
     # ---- secrets (environment overrides the file)
@@ -210,6 +233,12 @@ def load_config(study_dir: str | Path) -> StudyConfig:
         d["requirements"] = Requirements(**req)
         d["qc"] = QualityControl(**(d.get("qc") or {}))
         d["crop"] = tuple(d.get("crop", (800, 640)))
+        if d.get("triplet") is not None:
+            from .triplets import TripletContent
+
+            t = dict(d["triplet"])
+            t["contents"] = {str(k): TripletContent(**v) for k, v in (t.get("contents") or {}).items()}
+            d["triplet"] = TripletSettings(**t)
         for k in ("stated_minutes", "mturk_submit_hosts"):
             if k in d:
                 d[k] = tuple(d[k])
@@ -249,6 +278,19 @@ def _check(cfg: StudyConfig, p: Path) -> None:
         raise InputError(f"{p}: field 'scale': expected an integer 1-8, got {cfg.scale!r}")
     if not cfg.groups:
         raise InputError(f"{p}: field 'groups' is empty")
+    if cfg.design not in ("pairwise", "triplet"):
+        raise InputError(f"{p}: field 'design': expected pairwise or triplet, got {show(cfg.design, 40)!r}")
+    if cfg.design == "triplet":
+        t = cfg.triplet
+        if t is None:
+            raise InputError(f"{p}: field 'triplet' is missing for design triplet")
+        for k in ("zoom", "flicker_period_ms"):
+            v = getattr(t, k)
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= (8 if k == "zoom" else 5000):
+                raise InputError(f"{p}: field 'triplet.{k}': got {show(v, 40)!r}")
+        for g in cfg.groups:
+            if g.content not in t.contents:
+                raise InputError(f"{p}: field 'triplet.contents' has no entry for content {show(g.content, 60)!r}")
     if not cfg.sessions or any(not s for s in cfg.sessions):
         raise InputError(f"{p}: field 'sessions' must list at least one non-empty session")
     for s in cfg.sessions:

@@ -88,16 +88,17 @@ PAGE_TOP = 100
 PAGE_MARGIN_X = 48
 
 
-def needed_window(crop: tuple[int, int], scale: int, dpr: float) -> tuple[float, float]:
-    """Minimum inner window size (CSS px) for two ``crop`` stimuli side by side at ``scale`` and the
-    controls, without scrolling (the component checks the real layout; this is the server's bound)."""
+def needed_window(crop: tuple[int, int], scale: int, dpr: float, n_images: int = 2) -> tuple[float, float]:
+    """Minimum inner window size (CSS px) for ``n_images`` ``crop`` stimuli side by side (2 for
+    pairs, 3 for triplets) at ``scale`` and the controls, without scrolling (the component checks
+    the real layout; this is the server's bound)."""
     w = crop[0] * scale / dpr
     h = crop[1] * scale / dpr
-    return 2 * w + LAYOUT_GAP + 2 * LAYOUT_SIDES, h + LAYOUT_CONTROLS_H
+    return n_images * w + (n_images - 1) * LAYOUT_GAP + 2 * LAYOUT_SIDES, h + LAYOUT_CONTROLS_H
 
 
 def evaluate_display(m: DisplayMeasurement, req: Requirements | None = None,
-                     crop: tuple[int, int] | None = None, scale: int = 1) -> DisplayCheck:
+                     crop: tuple[int, int] | None = None, scale: int = 1, n_images: int = 2) -> DisplayCheck:
     """Check a measurement against the requirements (physical resolution, calibrated diagonal, touch)
     and, given the study's ``crop`` and ``scale``, the window size needed to show a pair unscaled."""
     req = req or Requirements()
@@ -126,7 +127,7 @@ def evaluate_display(m: DisplayMeasurement, req: Requirements | None = None,
         return DisplayCheck(False, pw, ph, diag_in, [
             f"the screen measures about {diag_in:.1f} inches; the study needs more than {req.min_diagonal_in:g} inches"])
     if crop is not None and m.inner_w is not None and m.inner_h is not None:
-        nw, nh = needed_window(crop, scale, m.dpr)
+        nw, nh = needed_window(crop, scale, m.dpr, n_images)
         if m.inner_w < nw or m.inner_h < nh:
             return DisplayCheck(False, pw, ph, diag_in, [
                 f"the browser window is {m.inner_w:.0f}×{m.inner_h:.0f}; please maximise it (at least "

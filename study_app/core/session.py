@@ -47,6 +47,8 @@ class Trial:
     left_path: str  # relative to the study folder
     right_path: str
     issued_at: float
+    pivot_path: str = ""  # triplet design: the reference shown between the two (boosted if boosted)
+    boost: str = ""  # triplet design: "plain" or the boosts of this triplet, e.g. "zoom,flicker,amplify"
 
 
 @dataclass
@@ -58,6 +60,7 @@ class PracticeItem:
     correct_side: str  # left | right
     hint: str
     degradation: str = ""
+    pivot_path: str = ""  # triplet design: the reference in the middle; the answer names the worse side
 
 
 @dataclass
@@ -74,7 +77,14 @@ class StudyRuntime:
     def __init__(self, cfg: StudyConfig, store: SqlStore):
         self.cfg = cfg
         self.store = store
-        self.sampler = get_sampler(cfg.sampler, refresh_fraction=cfg.estimate_refresh_fraction)
+        if cfg.design == "triplet":
+            from .triplets import get_triplet_sampler
+
+            t = cfg.triplet
+            self.sampler = get_triplet_sampler(cfg.sampler, same_max_step=t.same_max_step,
+                                               cross_max_step=t.cross_max_step)
+        else:
+            self.sampler = get_sampler(cfg.sampler, refresh_fraction=cfg.estimate_refresh_fraction)
         self.study_id = cfg.study_id
         self._groups = cfg.group_index()
 
@@ -120,7 +130,8 @@ class StudyRuntime:
         except InputError as e:
             self.store.log_event(self.study_id, pid, "display_attempt", {"unreadable": str(e)[:300]})
             raise
-        check = evaluate_display(m, self.cfg.requirements, self.cfg.crop, self.cfg.scale)
+        check = evaluate_display(m, self.cfg.requirements, self.cfg.crop, self.cfg.scale,
+                                 3 if self.cfg.design == "triplet" else 2)
         record = {**m.as_dict(), **check.as_dict()}
         p = self.participant(pid)
         if p["stage"] != "display":
@@ -159,7 +170,8 @@ class StudyRuntime:
                                               "touch": bool(client.get("touch", False))})
         except InputError as e:
             return str(e)
-        check = evaluate_display(m, self.cfg.requirements, self.cfg.crop, self.cfg.scale)
+        check = evaluate_display(m, self.cfg.requirements, self.cfg.crop, self.cfg.scale,
+                                 3 if self.cfg.design == "triplet" else 2)
         if check.ok:
             return None
         return "; ".join(check.reasons)
@@ -181,6 +193,9 @@ class StudyRuntime:
         q = items[i]
         better_left = bool(derived_rng(self.cfg.seed, pid, "practice", attempt, i).random() < 0.5)
         left, right = (q.better, q.worse) if better_left else (q.worse, q.better)
+        if self.cfg.design == "triplet":  # the reference in the middle; the right answer is the worse side
+            return PracticeItem(i, len(items), left, right, "right" if better_left else "left", q.hint,
+                                q.degradation, pivot_path=q.better)
         return PracticeItem(i, len(items), left, right, "left" if better_left else "right", q.hint,
                             q.degradation)
 
@@ -202,9 +217,15 @@ class StudyRuntime:
             return PracticeFeedback(index, False, "", "stale")
         correct = side == item.correct_side
         other = "right" if item.correct_side == "left" else "left"
-        text = (f"Correct: the {item.correct_side} image was better. " if correct else
-                f"Not quite: the {item.correct_side} image was better. ")
-        text += f"The {other} image has {item.degradation}." if item.degradation else item.hint
+        if item.pivot_path:  # triplet: the right answer is the side that differs more from the reference
+            text = (f"Correct: the {item.correct_side} image differs more from the reference. " if correct else
+                    f"Not quite: the {item.correct_side} image differs more from the reference. ")
+            text += (f"The {item.correct_side} image has {item.degradation}; the {other} one is the reference "
+                     "itself." if item.degradation else item.hint)
+        else:
+            text = (f"Correct: the {item.correct_side} image was better. " if correct else
+                    f"Not quite: the {item.correct_side} image was better. ")
+            text += f"The {other} image has {item.degradation}." if item.degradation else item.hint
         if not self.store.record_training(self.study_id, pid, index, correct):
             return PracticeFeedback(index, correct, text, "stale")
         if index + 1 < item.total:
@@ -242,6 +263,13 @@ class StudyRuntime:
         return set(map(int, rng.choice(np.arange(lo, total), size=min(k, total - lo), replace=False)))
 
     def _trial_from_row(self, a: dict) -> Trial:
+        if self.cfg.design == "triplet":
+            info = self.cfg.triplet.contents[a["content"]]
+            boosted = a["grp"] != "plain"
+            paths = info.boosted if boosted else self._groups[(a["content"], "triplet")].conditions
+            return Trial(a["seq"], a["kind"], a["content"], a["grp"], a["cond_left"], a["cond_right"],
+                         paths[a["cond_left"]], paths[a["cond_right"]], a["issued_at"],
+                         pivot_path=paths[REFERENCE], boost=a["grp"])
         if a["kind"] == "trap":
             paths = {TRAP_A: self.cfg.references[a["content"]], TRAP_B: self.cfg.traps[a["content"]]}
         else:
@@ -324,7 +352,64 @@ class StudyRuntime:
             self.store.create_assignment(row)  # False: lost a race with another tab/replica; re-read
         raise RuntimeError(f"participant {pid}: could not issue a pair (contention)")
 
+    def triplet_plan(self, pid: str):
+        """The participant's plan of trial kinds (:func:`.triplets.participant_plan`), seeded per
+        participant so every replica agrees."""
+        from .triplets import participant_plan
+
+        t = self.cfg.triplet
+        return participant_plan(derived_rng(self.cfg.seed, pid, "triplet-plan"), self.cfg.trials_per_participant,
+                                t.trap_rate, t.bias_rate, t.plain_fraction, t.cross_fraction, bool(t.boosts))
+
+    def _next_triplet_row(self, pid: str, seq: int, history: list[dict], p: dict) -> dict | None:
+        from .triplets import KIND_BIAS, KIND_TRAP, ContentState
+
+        cfg, t = self.cfg, self.cfg.triplet
+        plan = self.triplet_plan(pid)
+        if seq >= len(plan):
+            return None
+        slot = plan[seq]
+        label = t.label if slot.boosted else "plain"
+        contents = sorted({g.content for g in cfg.session_groups(p["session_no"])})
+        rng = derived_rng(cfg.seed, pid, seq)
+        seen = {(h["grp"], h["pair_key"], h["kind"], h["content"]) for h in history}
+        kind, content, a, b = slot.kind, None, None, None
+        if kind == KIND_TRAP:
+            opts = [(c, x) for c in contents for x in t.contents[c].traps
+                    if (label, pair_key(REFERENCE, x), KIND_TRAP, c) not in seen]
+            if opts:
+                content, x = opts[int(rng.integers(len(opts)))]
+                a, b = REFERENCE, x
+        elif kind == KIND_BIAS:
+            opts = [(c, x) for c in contents for x in t.contents[c].levels
+                    if x != REFERENCE and (label, pair_key(x, x), KIND_BIAS, c) not in seen]
+            if opts:
+                content, x = opts[int(rng.integers(len(opts)))]
+                a = b = x
+        if content is None:  # a normal triplet (or no trap / bias left to show)
+            kind = "trial"
+            counts: dict[str, dict] = {c: {} for c in contents}
+            for c, grp, ca, cb, _w, n in self.store.group_tallies(self.study_id, contents):
+                if c in counts:
+                    k = (grp, pair_key(ca, cb))
+                    counts[c][k] = counts[c].get(k, 0.0) + n
+            states = []
+            for c in contents:
+                mine = [h for h in history if h["content"] == c and h["kind"] == "trial"]
+                states.append(ContentState(c, t.contents[c], counts[c], {(h["grp"], h["pair_key"]) for h in mine},
+                                           len(mine)))
+            choice = self.sampler.choose(states, label, slot.cross, rng)
+            if choice is None:
+                return None
+            content, a, b = choice.content, choice.a, choice.b
+        if rng.random() < 0.5:
+            a, b = b, a
+        return dict(study_id=self.study_id, participant=pid, seq=seq, kind=kind, content=content, grp=label,
+                    cond_left=a, cond_right=b, pair_key=pair_key(a, b), issued_at=time.time())
+
     def _next_row(self, pid: str, seq: int, history: list[dict], p: dict) -> dict | None:
+        if self.cfg.design == "triplet":
+            return self._next_triplet_row(pid, seq, history, p)
         cfg = self.cfg
         n_trials = sum(h["kind"] == "trial" for h in history)
         traps_done = {h["content"] for h in history if h["kind"] == "trap"}
@@ -361,6 +446,13 @@ class StudyRuntime:
         pid = validate_worker_id(pid)
         if side == "tie" and not self.cfg.allow_tie:
             raise InputError("this study does not allow ties")
+        if self.cfg.design == "triplet":
+            # the participant names the side that differs MORE from the reference; the store keeps
+            # the votes convention (winner = the image closer to the reference) and the answer itself
+            if side not in ("left", "right", "tie"):
+                raise InputError(f"vote side {side!r}: expected left, right or tie")
+            client = {**(client or {}), "answer": {"left": "left", "right": "right", "tie": "notsure"}[side]}
+            side = {"left": "right", "right": "left", "tie": "tie"}[side]
         return self.store.record_vote(self.study_id, pid, int(seq), side, response_time_ms, client)
 
     def flags(self, pid: str) -> list[str]:
@@ -369,6 +461,8 @@ class StudyRuntime:
 
     def planned_pairs(self, session_no: int = 0) -> int:
         """Pairs a participant of this session is planned to answer (sampler pairs + traps)."""
+        if self.cfg.design == "triplet":
+            return self.cfg.trials_per_participant
         groups = self.cfg.session_groups(session_no)
         per = (lambda k: k - 1) if self.sampler.name == "adjacent" else (lambda k: k * (k - 1) // 2)
         cap = sum(per(len(g.conditions)) for g in groups)

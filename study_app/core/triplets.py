@@ -1,0 +1,358 @@
+"""The triplet design (JPEG AIC-3): the reference in the middle, two test images beside it, and the
+question "which image differs more from the reference?" (left / right / not sure).
+
+Sources: ISO/IEC 29170-3:2026 (JPEG AIC-3); Testolina et al., "Fine-grained subjective visual
+quality assessment for high-fidelity compressed images", DCC 2025 (arXiv:2410.09501); Jenadeleh et
+al., arXiv:2504.06301; Men et al., "Subjective image quality assessment with boosted triplet
+comparisons", IEEE Access 2021. What each parameter below rests on is in docs/study.md ("Triplet
+design"): the sampling shares were measured on the AIC-3 JPEG AI responses shipped in
+``../shared/data/pairwise/jpeg_aic3``; the boosting parameters (zoom factor, flicker period,
+amplification gain) could not be read in those papers' method sections here, so they are documented
+options with stated defaults.
+
+This module holds what is specific to the design and independent of Streamlit:
+
+* :data:`BOOSTS` -- the boosting techniques (``zoom``, ``flicker``, ``amplify``), one registry;
+* :func:`amplify` -- artefact amplification, a stimulus transform computed at build time;
+* :func:`build_triplet_stimuli` -- the test images, their boosted versions and the trap images;
+* :data:`TRIPLET_SAMPLERS` -- which pair of test images a participant sees next (``aic3``);
+* :func:`participant_plan` -- per participant, which trial is a trap / bias / normal triplet and
+  which is plain / boosted, in exact proportions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from lossarena.data.schemas import REFERENCE
+
+from lossarena.errors import InputError
+from lossarena.registry import Registry
+
+DESIGNS = ("pairwise", "triplet")
+PLAIN = "plain"
+
+# kinds of triplet rows in the store (``kind`` column): a normal triplet, a trap (the reference
+# against a heavily distorted test image: the answer is known) and a bias triplet (the same image on
+# both sides: no right answer; "not sure" is the honest one)
+KIND_TRIAL, KIND_TRAP, KIND_BIAS = "trial", "trap", "bias"
+
+# ---------------------------------------------------------------------------------------------
+# boosting techniques
+
+
+@dataclass(frozen=True)
+class Boost:
+    name: str
+    doc: str
+
+
+BOOSTS: Registry[Boost] = Registry("boost")
+BOOSTS.add("zoom", Boost("zoom", "a region of every image enlarged by an integer factor, nearest neighbour"),
+           aliases=("zooming",))
+BOOSTS.add("flicker", Boost("flicker", "each test image alternates in place with the reference"),
+           aliases=("flickering",))
+BOOSTS.add("amplify", Boost("amplify", "artefact amplification: ref + gain * (test - ref), at build time"),
+           aliases=("amplification", "artefact-amplification", "artifact-amplification"))
+BOOST_ORDER = ("zoom", "flicker", "amplify")
+
+
+def parse_boosts(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"zoom,flicker,amplify"`` -> canonical names in a fixed order; ``""``/``"none"`` -> ().
+
+    Raises
+    ------
+    InputError
+        An unknown name (with a did-you-mean).
+    """
+    if spec is None:
+        return ()
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = {BOOSTS.canonical(s.strip()) for s in items if s.strip() and s.strip().lower() not in ("none", PLAIN)}
+    return tuple(n for n in BOOST_ORDER if n in names)
+
+
+def boost_label(boosts: Sequence[str]) -> str:
+    """The ``boost`` column value: ``plain`` or the comma-joined boost names."""
+    return ",".join(boosts) if boosts else PLAIN
+
+
+# ---------------------------------------------------------------------------------------------
+# stimulus transforms
+
+
+def amplify(ref: np.ndarray, test: np.ndarray, gain: float) -> np.ndarray:
+    """Artefact amplification: ``clip(round(ref + gain * (test - ref)), 0, 255)`` per channel.
+
+    Parameters
+    ----------
+    ref, test : numpy.ndarray
+        uint8 images of the same shape (H, W, 3), sRGB code values.
+    gain : float
+        Amplification factor (>= 1); 1 returns ``test`` unchanged.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 (H, W, 3): the test image with its difference from the reference multiplied by ``gain``.
+
+    Raises
+    ------
+    ValueError
+        Shapes or dtypes differ, or ``gain`` < 1.
+    """
+    if ref.shape != test.shape or ref.dtype != np.uint8 or test.dtype != np.uint8:
+        raise ValueError(f"expected two uint8 images of one shape, got {ref.dtype}{ref.shape} and "
+                         f"{test.dtype}{test.shape}")
+    if not gain >= 1:
+        raise ValueError(f"expected gain >= 1, got {gain}")
+    r = ref.astype(np.float64)
+    out = np.rint(r + gain * (test.astype(np.float64) - r))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def choose_region(energy: np.ndarray, size: tuple[int, int], steps: int = 8) -> tuple[int, int]:
+    """Top-left (x, y) of the ``size`` = (w, h) window with the largest summed ``energy`` (H, W)
+    over a grid of ``steps`` × ``steps`` candidate positions (the zoom region: where the test images
+    differ most from the reference)."""
+    h, w = energy.shape
+    cw, ch = size
+    if cw >= w and ch >= h:
+        return 0, 0
+    ii = np.pad(energy.astype(np.float64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    xs = np.unique(np.linspace(0, w - cw, steps).round().astype(int))
+    ys = np.unique(np.linspace(0, h - ch, steps).round().astype(int))
+    best, best_xy = -1.0, (int(xs[len(xs) // 2]), int(ys[len(ys) // 2]))
+    for y in ys:
+        for x in xs:
+            s = ii[y + ch, x + cw] - ii[y, x + cw] - ii[y + ch, x] + ii[y, x]
+            if s > best + 1e-9:
+                best, best_xy = s, (int(x), int(y))
+    return best_xy
+
+
+# ---------------------------------------------------------------------------------------------
+# the stimuli of one content
+
+
+def condition_name(codec: str, target_bpp: str) -> str:
+    """A test image's name: ``<codec>_<target bpp>`` (the codec is what precedes the last ``_``,
+    as :mod:`lossarena.analysis.jnd` reads AIC-3 names like ``AVIF_01``)."""
+    return f"{codec}_{target_bpp}"
+
+
+@dataclass
+class TripletContent:
+    """One content's test images (condition -> path relative to the study folder) and what the
+    triplet design needs besides: codec and level of every condition, boosted versions, traps."""
+
+    codecs: dict[str, str]  # condition -> codec ("reference" for the original)
+    levels: dict[str, int]  # condition -> level: 0 = reference, 1 = highest bitrate of its codec, ...
+    boosted: dict[str, str] = field(default_factory=dict)  # condition (and "reference") -> boosted file
+    traps: list[str] = field(default_factory=list)  # trap test images, most distorted (MSE) first
+    zoom_region: list[int] = field(default_factory=list)  # x, y, w, h in the crop (empty: no zoom)
+
+
+def build_content(ref: np.ndarray, tests: dict[str, np.ndarray], codecs: dict[str, str],
+                  bpps: dict[str, float], boosts: Sequence[str], zoom: int, gain: float) -> tuple[
+                      TripletContent, dict[str, np.ndarray]]:
+    """Levels, traps, zoom region and boosted pixels of one content.
+
+    Parameters
+    ----------
+    ref : numpy.ndarray
+        The reference crop, uint8 (H, W, 3).
+    tests : dict
+        condition -> test crop, uint8 (H, W, 3).
+    codecs, bpps : dict
+        condition -> codec name / target bitrate (the level order within a codec: highest bitrate =
+        level 1).
+    boosts : sequence of str
+        Canonical boost names of the study's boosted triplets.
+    zoom : int
+        Integer zoom factor (used when ``"zoom"`` in ``boosts``): the region is ``crop / zoom``.
+    gain : float
+        Amplification gain (used when ``"amplify"`` in ``boosts``).
+
+    Returns
+    -------
+    (TripletContent, dict)
+        The description (paths left empty) and condition -> boosted uint8 pixels (incl. the reference).
+    """
+    levels: dict[str, int] = {REFERENCE: 0}
+    for codec in sorted(set(codecs.values())):
+        conds = sorted((c for c in tests if codecs[c] == codec), key=lambda c: -bpps[c])
+        for i, c in enumerate(conds):
+            levels[c] = i + 1
+    r = ref.astype(np.float64)
+    mse = {c: float(np.mean((t.astype(np.float64) - r) ** 2)) for c, t in tests.items()}
+    # trap candidates: the lowest-bitrate image of each codec, most distorted (MSE) first
+    lowest = {}
+    for c in tests:
+        k = codecs[c]
+        if k not in lowest or levels[c] > levels[lowest[k]]:
+            lowest[k] = c
+    traps = sorted(lowest.values(), key=lambda c: (-mse[c], c))
+    tc = TripletContent(codecs={REFERENCE: REFERENCE, **codecs}, levels=levels, traps=traps)
+    boosted: dict[str, np.ndarray] = {}
+    if boosts:
+        imgs = {REFERENCE: ref, **tests}
+        if "amplify" in boosts:
+            imgs = {c: (a if c == REFERENCE else amplify(ref, a, gain)) for c, a in imgs.items()}
+        if "zoom" in boosts and zoom > 1:
+            h, w = ref.shape[:2]
+            rw, rh = max(1, w // zoom), max(1, h // zoom)
+            energy = sum(np.abs(t.astype(np.float64) - r).sum(axis=2) for t in tests.values())
+            x, y = choose_region(np.asarray(energy), (rw, rh))
+            tc.zoom_region = [x, y, rw, rh]
+            imgs = {c: np.ascontiguousarray(a[y:y + rh, x:x + rw]) for c, a in imgs.items()}
+        boosted = imgs
+    return tc, boosted
+
+
+# ---------------------------------------------------------------------------------------------
+# what a participant sees: the plan and the sampler
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One trial of a participant's plan."""
+
+    kind: str  # trial | trap | bias
+    boosted: bool
+    cross: bool  # for kind == trial: a cross-codec triplet is wanted
+
+
+def _quota(n: int, share: float) -> int:
+    return int(min(n, max(0, round(n * share))))
+
+
+def participant_plan(rng: np.random.Generator, total: int, trap_rate: float, bias_rate: float,
+                     plain_fraction: float, cross_fraction: float, boosted_available: bool) -> list[Slot]:
+    """The kinds of a participant's ``total`` trials in exact proportions, in random order.
+
+    ``round(total * trap_rate)`` traps and ``round(total * bias_rate)`` bias triplets (never among the
+    first two trials), ``round(total * plain_fraction)`` plain triplets (all plain when the study has
+    no boost), and ``round(n_normal * cross_fraction)`` of the normal triplets cross-codec.
+    """
+    n_trap = _quota(total, trap_rate)
+    n_bias = _quota(total - n_trap, bias_rate)
+    n_norm = total - n_trap - n_bias
+    head = min(2, n_norm)
+    rest = [KIND_TRAP] * n_trap + [KIND_BIAS] * n_bias + [KIND_TRIAL] * (n_norm - head)
+    order = rng.permutation(len(rest))
+    out_kinds = [KIND_TRIAL] * head + [rest[i] for i in order]
+    n_plain = total if not boosted_available else _quota(total, plain_fraction)
+    plain = np.zeros(total, dtype=bool)
+    plain[rng.permutation(total)[:n_plain]] = True
+    n_cross = _quota(n_norm, cross_fraction)
+    cross_flags = np.zeros(n_norm, dtype=bool)
+    cross_flags[rng.permutation(n_norm)[:n_cross]] = True
+    slots, j = [], 0
+    for i, k in enumerate(out_kinds):
+        c = bool(cross_flags[j]) if k == KIND_TRIAL else False
+        j += k == KIND_TRIAL
+        slots.append(Slot(k, not bool(plain[i]), c))
+    return slots
+
+
+@dataclass
+class ContentState:
+    """One content of the participant's session, for the sampler."""
+
+    content: str
+    info: TripletContent
+    counts: dict[tuple[str, str], float]  # (boost label, pair key) -> global comparisons so far
+    seen: set[tuple[str, str]]  # (boost label, pair key) this participant has been shown
+    participant_trials: int = 0
+
+
+@dataclass(frozen=True)
+class TripletChoice:
+    content: str
+    a: str
+    b: str
+
+
+class TripletSampler:
+    """Candidates: same-codec pairs (levels of one codec, the reference as level 0, at most
+    ``same_max_step`` levels apart; 0 = any) and cross-codec pairs (test images of two codecs at
+    most ``cross_max_step`` levels apart). Choice: the wanted type (cross or same; the other if
+    none is left), then the smallest (participant's trials in that content, global comparisons of
+    the pair in this presentation, random) -- spread over contents, even out the counts."""
+
+    name = "base"
+
+    def __init__(self, same_max_step: int = 0, cross_max_step: int = 1):
+        self.same_max_step = int(same_max_step)
+        self.cross_max_step = int(cross_max_step)
+
+    def candidates(self, info: TripletContent, cross: bool) -> list[tuple[str, str]]:
+        conds = sorted(info.levels, key=lambda c: (info.codecs[c], info.levels[c]))
+        out = []
+        for i, a in enumerate(conds):
+            for b in conds[i + 1:]:
+                ka, kb = info.codecs[a], info.codecs[b]
+                # same codec: two levels of one codec, or the reference (level 0 of every codec) and a test image
+                same = ka == kb or REFERENCE in (ka, kb)
+                step = abs(info.levels[a] - info.levels[b])
+                if cross and not same and step <= self.cross_max_step:
+                    out.append((a, b))
+                elif not cross and same and (self.same_max_step <= 0 or step <= self.same_max_step):
+                    out.append((a, b))
+        return out
+
+    def choose(self, states: Sequence[ContentState], label: str, cross: bool,
+               rng: np.random.Generator) -> TripletChoice | None:
+        from .samplers import pair_key
+
+        for want in (cross, not cross):
+            best = None
+            for st in states:
+                for a, b in self.candidates(st.info, want):
+                    k = (label, pair_key(a, b))
+                    if k in st.seen:
+                        continue
+                    key = (st.participant_trials, st.counts.get(k, 0.0), float(rng.random()))
+                    if best is None or key < best[0]:
+                        best = (key, st.content, a, b)
+            if best is not None:
+                return TripletChoice(best[1], best[2], best[3])
+        return None
+
+
+TRIPLET_SAMPLERS: Registry[type[TripletSampler]] = Registry("triplet sampler")
+
+
+@TRIPLET_SAMPLERS.register("aic3", aliases=("balanced",))
+class AIC3Sampler(TripletSampler):
+    """Same-codec and cross-codec triplets in the study's shares, balanced counts (AIC-3's design)."""
+
+    name = "aic3"
+
+
+def get_triplet_sampler(name: str, **kw) -> TripletSampler:
+    return TRIPLET_SAMPLERS.get(name)(**kw)
+
+
+def presentation(settings, label: str) -> dict:
+    """How the browser presents a triplet of presentation ``label`` (``plain`` or the boosts):
+    ``zoom`` (integer factor; the boosted files already are the zoom region, drawn at ``zoom`` x the
+    study scale, nearest neighbour) and ``flicker_ms`` (0: no flicker; else each test image alternates
+    in place with the reference, each shown this long)."""
+    boosted = label != PLAIN
+    return {"boost": label,
+            "zoom": int(settings.zoom) if boosted and "zoom" in settings.boosts else 1,
+            "flicker_ms": int(settings.flicker_period_ms) if boosted and "flicker" in settings.boosts else 0}
+
+
+def check_rates(trap_rate: float, bias_rate: float, plain_fraction: float, cross_fraction: float) -> None:
+    """Every share in [0, 1] and traps + bias < 1 (:class:`InputError` naming the option)."""
+    for flag, v in (("--trap-rate", trap_rate), ("--bias-rate", bias_rate), ("--plain-fraction", plain_fraction),
+                    ("--cross-fraction", cross_fraction)):
+        if not (isinstance(v, (int, float)) and 0.0 <= float(v) <= 1.0):
+            raise InputError(f"{flag} {v}: expected a number in [0, 1]")
+    if trap_rate + bias_rate >= 1.0:
+        raise InputError(f"--trap-rate {trap_rate} + --bias-rate {bias_rate}: expected a sum below 1")

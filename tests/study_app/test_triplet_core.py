@@ -1,0 +1,229 @@
+"""The triplet design (JPEG AIC-3) without Streamlit: boosts, amplification formula, build, sampling
+proportions, traps and bias triplets, the vote mapping, the export columns, and the export feeding
+`lossarena analysis jnd` end to end with observers answering from a hidden JND scale."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+
+import numpy as np
+import pytest
+import study_fixtures
+from lossarena.data.schemas import REFERENCE
+from lossarena.study_app.cli import main as study_main
+from lossarena.study_app.core.config import TripletSettings, load_config
+from lossarena.study_app.core.export import TRIPLET_COLUMNS, export_votes
+from lossarena.study_app.core.session import StudyRuntime
+from lossarena.study_app.core.simulate import GOOD_DISPLAY
+from lossarena.study_app.core.store import open_store
+from lossarena.study_app.core.triplets import (
+    KIND_BIAS,
+    KIND_TRAP,
+    amplify,
+    parse_boosts,
+    participant_plan,
+)
+from PIL import Image
+
+from lossarena.errors import UnknownNameError
+
+stimuli_dir = study_fixtures.stimuli_dir
+make_study = study_fixtures.make_study
+
+
+def _triplet_study(make_study, **kw):
+    return make_study(design="triplet", trials_per_participant=kw.pop("trials", 30), n_practice=1,
+                      triplet=TripletSettings(**kw))
+
+
+def _to_triplets(rt, pid):
+    rt.join(pid)
+    rt.consent(pid)
+    rt.submit_display(pid, GOOD_DISPLAY)
+    while (item := rt.practice_item(pid)) is not None:
+        rt.answer_practice(pid, item.index, item.correct_side)
+
+
+def _load(p):
+    return np.asarray(Image.open(p).convert("RGB"))
+
+
+def test_amplify_formula():
+    ref = np.array([[[100, 250, 3]]], dtype=np.uint8)
+    test = np.array([[[110, 254, 0]]], dtype=np.uint8)
+    assert amplify(ref, test, 2.0).tolist() == [[[120, 255, 0]]]  # 100+2*10, clipped 258, clipped -3
+    assert amplify(ref, test, 1.0).tolist() == test.tolist()
+    assert amplify(ref, test, 3.0).tolist() == [[[130, 255, 0]]]
+    assert amplify(ref, ref, 4.0).tolist() == ref.tolist()  # the reference is its own amplification
+    with pytest.raises(ValueError, match="expected"):
+        amplify(ref, test[..., :2], 2.0)
+    with pytest.raises(ValueError, match="gain"):
+        amplify(ref, test, 0.5)
+
+
+def test_boost_names_and_did_you_mean():
+    assert parse_boosts("amplify, flicker,zoom") == ("zoom", "flicker", "amplify")
+    assert parse_boosts("none") == () and parse_boosts("") == ()
+    assert parse_boosts(["Zooming"]) == ("zoom",)
+    with pytest.raises(UnknownNameError, match="did you mean 'flicker'"):
+        parse_boosts("zoom,flikcer")
+
+
+def test_plan_proportions_exact():
+    for seed in range(5):
+        plan = participant_plan(np.random.default_rng(seed), 40, 0.1, 0.05, 0.25, 0.2, True)
+        kinds = Counter(s.kind for s in plan)
+        assert len(plan) == 40 and kinds[KIND_TRAP] == 4 and kinds[KIND_BIAS] == 2  # 4 = 40*0.1, 2 = 36*0.05
+        assert sum(not s.boosted for s in plan) == 10  # plain share 0.25
+        assert sum(s.cross for s in plan) == round(34 * 0.2)
+        assert plan[0].kind == plan[1].kind == "trial"  # never a trap or bias first
+    assert all(not s.boosted for s in participant_plan(np.random.default_rng(0), 10, 0, 0, 0.0, 0, False))
+
+
+def test_build_writes_boosted_stimuli(make_study):
+    cfg = _triplet_study(make_study, zoom=2, amplify_gain=2.0)
+    t = cfg.triplet
+    assert cfg.design == "triplet" and cfg.allow_tie and cfg.sampler == "aic3"
+    assert t.boosts == ["zoom", "flicker", "amplify"]
+    for g in cfg.groups:
+        info = t.contents[g.content]
+        assert REFERENCE in g.conditions and info.levels[REFERENCE] == 0
+        assert all("_" in c for c in g.conditions if c != REFERENCE)  # <codec>_<target bpp>
+        x, y, w, h = info.zoom_region
+        ref = _load(cfg.dir / g.conditions[REFERENCE])
+        assert (w, h) == (ref.shape[1] // 2, ref.shape[0] // 2)
+        bref = _load(cfg.dir / info.boosted[REFERENCE])
+        assert np.array_equal(bref, ref[y:y + h, x:x + w])  # zoomed reference: a plain crop of it
+        for c, rel in g.conditions.items():
+            if c == REFERENCE:
+                continue
+            want = amplify(ref, _load(cfg.dir / rel), 2.0)[y:y + h, x:x + w]
+            assert np.array_equal(_load(cfg.dir / info.boosted[c]), want), c
+        # traps: the lowest bitrate of each codec, the most distorted first
+        assert info.traps and all(info.levels[c] == max(info.levels.values()) for c in info.traps[:1])
+    # a second load round-trips the nested settings
+    again = load_config(cfg.dir)
+    assert again.triplet.contents[cfg.groups[0].content].levels == t.contents[cfg.groups[0].content].levels
+
+
+def test_triplets_issued_as_planned(make_study, tmp_path):
+    cfg = _triplet_study(make_study, trap_rate=0.1, bias_rate=0.1, plain_fraction=0.5, cross_fraction=0.3)
+    rt = StudyRuntime(cfg, open_store(f"sqlite:///{tmp_path / 'v.sqlite'}"))
+    sides = Counter()
+    for i in range(4):
+        pid = f"P{i}"
+        _to_triplets(rt, pid)
+        rows = []
+        while (tr := rt.current_pair(pid)) is not None:
+            rows.append(tr)
+            assert tr.pivot_path and rt.stimulus_file(tr.pivot_path).is_file()
+            rt.vote(pid, tr.seq, "left", response_time_ms=2000)
+        assert len(rows) == 30 and rt.stage(pid) == "done"
+        kinds = Counter(r.kind for r in rows)
+        assert kinds["trap"] == 3 and kinds["bias"] == 3  # 30*0.1, 27*0.1
+        assert sum(r.boost == "plain" for r in rows) == 15
+        info = cfg.triplet.contents
+        for r in rows:
+            if r.kind == "trap":
+                assert {r.left, r.right} - {REFERENCE} <= set(info[r.content].traps) and REFERENCE in (r.left, r.right)
+            elif r.kind == "bias":
+                assert r.left == r.right != REFERENCE
+            else:
+                assert r.left != r.right
+            if r.boost != "plain":
+                assert r.boost == "zoom,flicker,amplify" and r.left_path.startswith("boosted/")
+            else:
+                assert r.left_path.startswith("stimuli/")
+            if r.kind == "trap":
+                sides[r.left == REFERENCE] += 1
+        keys = [(r.kind, r.content, r.boost, frozenset((r.left, r.right))) for r in rows]
+        assert len(keys) == len(set(keys))  # never the same triplet twice
+        normal = [r for r in rows if r.kind == "trial"]
+        cross = [r for r in normal if len({info[r.content].codecs[c] for c in (r.left, r.right)} - {REFERENCE}) == 2]
+        assert len(cross) == round(len(normal) * 0.3)
+    assert sides[True] > 0 and sides[False] > 0  # left/right randomised
+    votes = rt.store.all_votes(cfg.study_id, kind=None)
+    v = votes[0]  # "left" = the left image differs more: the winner (closer) is the right one
+    assert v["winner"] == v["condition_b"] and v["client"]["answer"] == "left"
+    rt.store.dispose()
+
+
+def test_export_columns_and_flags(make_study, tmp_path):
+    cfg = _triplet_study(make_study, trap_rate=0.1, bias_rate=0.1)
+    db = f"sqlite:///{tmp_path / 'v.sqlite'}"
+    rt = StudyRuntime(cfg, open_store(db))
+    _to_triplets(rt, "E1")
+    n = 0
+    while (tr := rt.current_pair("E1")) is not None:
+        side = ["left", "right", "tie"][n % 3] if tr.kind != "trap" else ("left" if tr.left != REFERENCE else "right")
+        rt.vote("E1", tr.seq, side, response_time_ms=2500, client={"dpr": 1.0, "toggles": 2, "reloads": 0})
+        n += 1
+    rt.store.dispose()
+    out = tmp_path / "triplets.csv"
+    assert study_main(["export", str(cfg.dir), "--db", db, "--out", str(out), "--design", "triplet"]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert tuple(rows[0]) == TRIPLET_COLUMNS
+    assert len(rows) == n == 30
+    assert {r["boost"] for r in rows} == {"plain", "zoom,flicker,amplify"}
+    assert sum(r["is_trap"] == "1" for r in rows) == 3 and sum(r["is_bias"] == "1" for r in rows) == 3
+    for r in rows:
+        assert r["winner"] in (r["condition_a"], r["condition_b"], "tie")
+        if r["answer"] == "left":
+            assert r["winner"] == r["condition_b"]
+        elif r["answer"] == "right":
+            assert r["winner"] == r["condition_a"]
+        else:
+            assert r["answer"] == "notsure" and r["winner"] == "tie"
+        if r["is_trap"] == "1":
+            assert r["winner"] == REFERENCE  # answered right: the distorted side named
+        assert r["toggles"] == "2" and r["batch"] == r["participant"] == "E1"
+    assert study_main(["export", str(cfg.dir), "--db", db, "--out", str(out), "--design", "pairwise"]) == 2
+
+
+@pytest.mark.slow
+def test_export_feeds_analysis_jnd_and_recovers_the_order(make_study, tmp_path):
+    from lossarena.analysis.cli import main as analysis_main
+    from lossarena.study_app.core.simulate_triplets import simulate_triplets
+    from scipy.stats import spearmanr
+
+    cfg = _triplet_study(make_study, trials=40, plain_fraction=0.5, trap_rate=0.05, bias_rate=0.05)
+    db = f"sqlite:///{tmp_path / 'v.sqlite'}"
+    res = simulate_triplets(cfg.dir, db, participants=16, seed=3)
+    assert not res.errors and res.answers == 16 * 40
+    out, jnd = tmp_path / "export.csv", tmp_path / "jnd.csv"
+    export_votes(cfg.dir, db, out)
+    assert analysis_main(["jnd", str(out), "--out", str(jnd), "--bootstrap", "0", "--trap-min", "none",
+                          "--boost-groups", "global"]) == 0
+    got = {(r["content"], r["condition"]): float(r["jnd"]) for r in csv.DictReader(open(jnd))}
+    keys = sorted(k for k in res.truth if k[1] != REFERENCE)
+    assert set(got) == set(keys)
+    # the recovered order of every codec's levels is the hidden one (each level at least 0.48 JND apart)
+    info = cfg.triplet.contents
+    pairs = [(k1, k2) for k1 in keys for k2 in keys if k1[0] == k2[0] and k1 != k2
+             and info[k1[0]].codecs[k1[1]] == info[k1[0]].codecs[k2[1]]
+             and info[k1[0]].levels[k1[1]] < info[k1[0]].levels[k2[1]]]
+    assert pairs and all(got[a] < got[b] for a, b in pairs), [(a, b, got[a], got[b]) for a, b in pairs]
+    assert all(v > 0 for v in got.values())  # every test image is further from the reference than itself
+    # across codecs too: images closer than ~0.2 JND may swap with this many answers
+    rho = spearmanr([res.truth[k] for k in keys], [got[k] for k in keys]).statistic
+    assert rho > 0.8, rho
+
+
+def test_cli_build_and_bad_input(stimuli_dir, tmp_path, capsys):
+    out = tmp_path / "st"
+    assert study_main(["build", str(stimuli_dir), "--out", str(out), "--design", "triplet", "--crop", "256x256",
+                       "--trials", "20", "--boost", "zoom,amplify", "--plain-fraction", "0.3"]) == 0
+    text = capsys.readouterr().out
+    assert "triplet design" in text and "plain 0.3" in text and "(zoom,amplify)" in text
+    assert load_config(out).triplet.boosts == ["zoom", "amplify"]
+    cases = [(["--design", "tripplet"], "did you mean 'triplet'"),
+             (["--design", "triplet", "--boost", "flikcer"], "did you mean 'flicker'"),
+             (["--design", "triplet", "--crop", "600x600"], "three crops do not fit"),
+             (["--design", "triplet", "--plain-fraction", "1.5"], "--plain-fraction 1.5"),
+             (["--design", "triplet", "--zoom", "0"], "--zoom 0"),
+             (["--design", "triplet", "--sampler", "aic"], "did you mean 'aic3'")]
+    for extra, msg in cases:
+        rc = study_main(["build", str(stimuli_dir), "--out", str(tmp_path / "bad"), *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and "Traceback" not in err, (extra, err)
