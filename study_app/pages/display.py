@@ -28,4 +28,5 @@ st.write(f"The study needs a computer screen of at least {req.min_width}×{req.m
 components.study("display", key=K.C_DISPLAY, card_start=40, crop=list(rt.cfg.crop), scale=rt.cfg.scale,
                  allow_touch=req.allow_touch, message=st.session_state.get(K.DISPLAY_MESSAGE, ""),
                  layout_gap=D.LAYOUT_GAP, layout_sides=D.LAYOUT_SIDES, layout_controls_h=D.LAYOUT_CONTROLS_H,
-                 page_top=D.PAGE_TOP, page_margin_x=D.PAGE_MARGIN_X)
+                 page_top=D.PAGE_TOP, page_margin_x=D.PAGE_MARGIN_X,
+                 n_images=3 if rt.cfg.design == "triplet" else 2)

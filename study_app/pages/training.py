@@ -30,7 +30,7 @@ if msg and msg["action"] == "answers" and isinstance(msg.get("answers"), list):
         if f.outcome != "stale":
             st.session_state[K.PRACTICE_FEEDBACK] = {
                 "id": a["id"], "correct": f.correct, "text": f.text, "outcome": f.outcome,
-                "left": item.left_path, "right": item.right_path}
+                "left": item.left_path, "right": item.right_path, "pivot": item.pivot_path}
     p = rt.participant(pid)
     attempt = int(p.get("training_attempt") or 0)
     item = rt.practice_item(pid)
@@ -42,18 +42,23 @@ if item is None and fb is None:
     rt.finish_training_if_empty(pid)
     st.rerun()
 pairs = []
+triplet = rt.cfg.design == "triplet"
 if fb:
     pairs.append({"id": fb["id"], "kind": "practice", "left": ui.data_url(rt, fb["left"]),
-                  "right": ui.data_url(rt, fb["right"])})
+                  "right": ui.data_url(rt, fb["right"]),
+                  **({"pivot": ui.data_url(rt, fb["pivot"])} if fb.get("pivot") else {})})
 for it in (item, rt.practice_item_at(pid, attempt, item.index + 1) if item else None):
     if it is not None and (not fb or fb["id"] != pid_of(attempt, it.index)):
         pairs.append({"id": pid_of(attempt, it.index), "kind": "practice", "left": ui.data_url(rt, it.left_path),
-                      "right": ui.data_url(rt, it.right_path)})
+                      "right": ui.data_url(rt, it.right_path),
+                      **({"pivot": ui.data_url(rt, it.pivot_path)} if it.pivot_path else {})})
 shown = item.index if item else len(rt.cfg.practice) - 1
 components.study(
     "pairs", key=K.C_PRACTICE, kind="practice", pairs=pairs, scale=rt.cfg.scale, allow_tie=False, toggle=False,
+    design=rt.cfg.design,
     progress=f"Training: practice pair {min(shown + 1, len(rt.cfg.practice))} of {len(rt.cfg.practice)}"
     + (" (second try)" if attempt else ""),
-    hint="Which image has the better quality? Click a button or press ← / →.",
+    hint=("Which image differs more from the reference in the middle? Click a button or press ← / →." if triplet
+          else "Which image has the better quality? Click a button or press ← / →."),
     feedback={k: fb[k] for k in ("id", "correct", "text", "outcome")} if fb else None,
     layout_controls_h=D.LAYOUT_CONTROLS_H)

@@ -10,6 +10,7 @@ import streamlit as st
 from lossarena.study_app import components, ui
 from lossarena.study_app import state as K
 from lossarena.study_app.core import display as D
+from lossarena.study_app.core import triplets as T
 
 from lossarena.errors import InputError
 
@@ -55,18 +56,28 @@ if not pairs:
     st.rerun()  # finished: the stage is now done
 held = set(raw.get("held") or []) if isinstance(raw.get("held"), list) else set()
 answered, planned = rt.progress(pid)
+triplet = rt.cfg.design == "triplet"
 out = []
 for t in pairs:
     d = {"id": t.seq, "kind": t.kind}
     if t.seq not in held:
         d["left"], d["right"] = ui.data_url(rt, t.left_path), ui.data_url(rt, t.right_path)
+        if triplet:
+            d["pivot"] = ui.data_url(rt, t.pivot_path)
+    if triplet:  # how the browser presents it: zoom factor (the files are the zoom region) and flicker
+        d.update(T.presentation(rt.cfg.triplet, t.boost))
     out.append(d)
 p = rt.participant(pid)
+if triplet:
+    progress = f"Triplet {answered + 1} of {planned}"
+    hint = ("Which image differs more from the reference in the middle? ← / → or click, N = not sure, "
+            "T = " + ("pause the flicker" if "flicker" in rt.cfg.triplet.boosts else "show the reference"))
+else:
+    progress = f"Pair {answered + 1} of about {planned}"
+    hint = ("Which image has the better quality? ← / → or click" + (", N = not sure" if rt.cfg.allow_tie else "")
+            + (", T = toggle view" if rt.cfg.toggle else ""))
 components.study(
     "pairs", key=K.C_TRIALS, kind="trial", pairs=out, acked=acked, scale=rt.cfg.scale,
     allow_tie=rt.cfg.allow_tie, toggle=rt.cfg.toggle, reloads=int(p.get("reloads") or 0),
-    paused=st.session_state.get("la_paused"),
-    progress=f"Pair {answered + 1} of about {planned}",
-    hint="Which image has the better quality? ← / → or click" + (", N = not sure" if rt.cfg.allow_tie else "")
-    + (", T = toggle view" if rt.cfg.toggle else ""),
+    paused=st.session_state.get("la_paused"), design=rt.cfg.design, progress=progress, hint=hint,
     layout_controls_h=D.LAYOUT_CONTROLS_H)

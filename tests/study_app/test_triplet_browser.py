@@ -1,0 +1,265 @@
+"""The triplet design (JPEG AIC-3) in real Chromium (Debian's /usr/bin/chromium through Playwright),
+against `lossarena study serve`'s command line:
+
+* at devicePixelRatio 1 and 2 the three images of a triplet (left, reference, right) are the study's
+  own files decoded unchanged (pixels hashed in the page), cover an integer number of device pixels
+  per image pixel and sit on the device-pixel grid; in a zoomed (boosted) triplet every source pixel
+  becomes exactly zoom x zoom device pixels (a device-pixel screenshot of the drawn image equals the
+  file repeated zoom x zoom);
+* the flicker rate measured in the page (visibility of the left test image sampled at every
+  animation frame for 1.5 s, timed with performance.now) matches the study's flicker period;
+* the answer buttons and keys record votes ("left differs more" -> the right image is the winner).
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import require_service
+from PIL import Image
+from test_study_browser import ARGS, CARD_PX, CHROMIUM, COMP, T, _free_port, comp_frame, frame, la_stats
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+HASH3_JS = """async () => {
+  const hex = (b) => Array.from(new Uint8Array(b)).map((x) => x.toString(16).padStart(2, "0")).join("");
+  let off = {left: 0, top: 0};
+  try { const r = window.frameElement.getBoundingClientRect(); off = {left: r.left, top: r.top}; } catch (e) {}
+  const out = {};
+  for (const id of ["stimulus-left", "stimulus-reference", "stimulus-right"]) {
+    const im = document.querySelector('[data-testid="' + id + '"]');
+    if (!im) { out[id] = null; continue; }
+    const r = im.getBoundingClientRect();
+    const c = document.createElement("canvas");
+    c.width = im.naturalWidth; c.height = im.naturalHeight;
+    const ctx = c.getContext("2d");
+    ctx.drawImage(im, 0, 0);
+    const px = ctx.getImageData(0, 0, c.width, c.height).data;
+    out[id] = {pair: im.dataset.pair, nw: im.naturalWidth, nh: im.naturalHeight, cw: r.width, ch: r.height,
+               x: off.left + r.left, y: off.top + r.top, dpr: window.devicePixelRatio,
+               rendering: getComputedStyle(im).imageRendering,
+               hash: hex(await crypto.subtle.digest("SHA-256", px))};
+  }
+  return out;
+}"""
+
+FLICKER_JS = """(ms) => new Promise((resolve) => {
+  const im = document.querySelector('[data-testid="stimulus-left"]');
+  let last = getComputedStyle(im).visibility, t0 = null, swaps = [];
+  const step = (now) => {
+    if (t0 === null) t0 = now;
+    const v = getComputedStyle(im).visibility;
+    if (v !== last) { swaps.push(now - t0); last = v; }
+    if (now - t0 < ms) requestAnimationFrame(step); else resolve({swaps: swaps, elapsed: now - t0});
+  };
+  requestAnimationFrame(step);
+})"""
+
+
+@pytest.fixture(scope="module")
+def served3(tmp_path_factory):
+    require_service(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        require_service(False, "the playwright Python package is not installed")
+    from lossarena.study_app.core.build import build_study
+    from lossarena.study_app.core.config import TripletSettings
+    from lossarena.study_app.core.stimuli import make_synthetic_stimuli
+    from lossarena.study_app.serve import start_server, stop_server
+
+    base = tmp_path_factory.mktemp("triplet_browser")
+    make_synthetic_stimuli(base / "stim", contents=2, target_bpps=(0.3, 0.8), max_side=480)
+    cfg = build_study(base / "stim", base / "study", crop=(400, 300), sessions=1, trials_per_participant=10,
+                      n_practice=1, progress=False, design="triplet",
+                      triplet=TripletSettings(plain_fraction=0.3, trap_rate=0.0, bias_rate=0.0, zoom=2,
+                                              flicker_period_ms=100))
+    db = f"sqlite:///{base / 'votes.sqlite'}"
+    port = _free_port()
+    log = open(base / "server.log", "w")
+    proc = start_server(cfg.dir, db, port=port, stdout=log, stderr=subprocess.STDOUT, cwd=base)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        stop_server(proc)
+        pytest.fail("the study app did not start: " + (base / "server.log").read_text()[-2000:])
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=T)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield {"cfg": cfg, "url": url, "db": db, "browser": browser}
+        browser.close()
+    stop_server(proc)
+    log.close()
+
+
+def _rt(s):
+    from lossarena.study_app.core.session import StudyRuntime
+
+    return StudyRuntime.open(s["cfg"].dir, s["db"])
+
+
+def _to_trials(s, rt, pid, dpr):
+    """Consent, display check and the practice triplet (answered right); returns the page."""
+    from playwright.sync_api import expect
+
+    ctx = s["browser"].new_context(viewport={"width": 1900, "height": 960}, screen={"width": 1920, "height": 1080},
+                                   device_scale_factor=dpr)
+    page = ctx.new_page()
+    page.set_default_timeout(T)
+    page.goto(f"{s['url']}/?PROLIFIC_PID={pid}")
+    fr = frame(page)
+    fr.get_by_test_id("consent-check").check()
+    fr.get_by_test_id("consent-agree").click()
+    fr = frame(page)
+    expect(fr.get_by_test_id("display-confirm")).to_be_visible()
+    fr.get_by_test_id("card-size").evaluate(f"(el) => {{ el.value = {CARD_PX}; el.dispatchEvent(new Event('input')); }}")
+    fr.get_by_test_id("display-confirm").click()
+    deadline = time.time() + 90
+    while rt.stage(pid) == "display" and time.time() < deadline:
+        time.sleep(0.1)
+    while rt.stage(pid) == "training":
+        item = rt.practice_item(pid)
+        fr = frame(page)
+        expect(fr.get_by_test_id("stimulus-reference")).to_be_visible()  # practice triplets too
+        expect(fr.get_by_test_id("vote-left-more")).to_be_visible()
+        page.keyboard.press("ArrowLeft" if item.correct_side == "left" else "ArrowRight")
+        expect(frame(page).get_by_test_id("practice-feedback")).to_contain_text("differs more from the reference")
+        frame(page).get_by_test_id("practice-continue").click()
+        deadline = time.time() + 60
+        while rt.practice_item(pid) is not None and time.time() < deadline:
+            time.sleep(0.1)
+    page.wait_for_function("""() => { const s = JSON.parse(sessionStorage.getItem('lossarena_pairs') || 'null');
+        return s !== null && s.kind === 'trial' && s.state === 'showing'; }""")
+    return ctx, page
+
+
+def _file_hash(cfg, rel) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.asarray(Image.open(cfg.dir / rel).convert("RGBA")).tobytes()).hexdigest()
+
+
+def _check_triplet(page, cfg, t, zoom: int) -> dict:
+    from playwright.sync_api import expect
+
+    expect(frame(page).get_by_test_id("stimulus-reference")).to_be_visible()
+    page.wait_for_timeout(150)
+    f = comp_frame(page)
+    got = f.evaluate(HASH3_JS)
+    for tid, rel in (("stimulus-left", t.left_path), ("stimulus-reference", t.pivot_path),
+                     ("stimulus-right", t.right_path)):
+        g = got[tid]
+        assert g is not None and g["pair"] == str(t.seq), (tid, g)
+        assert g["hash"] == _file_hash(cfg, rel), (tid, rel)  # decoded pixels = the study's file
+        k = g["cw"] * g["dpr"] / g["nw"]
+        assert abs(k - zoom * cfg.scale) < 1e-3 and abs(g["ch"] * g["dpr"] / g["nh"] - k) < 1e-3, g
+        for v in (g["x"] * g["dpr"], g["y"] * g["dpr"]):
+            assert abs(v - round(v)) < 0.02, g  # on the device-pixel grid
+        if zoom > 1:
+            assert g["rendering"] == "pixelated", g
+    return got
+
+
+def _wait_vote(rt, cfg, pid, n, timeout=60):
+    deadline = time.time() + timeout
+    while len(rt.store.participant_votes(cfg.study_id, pid)) < n and time.time() < deadline:
+        time.sleep(0.1)
+    return rt.store.participant_votes(cfg.study_id, pid)
+
+
+def _answer_and_wait(page, rt, cfg, pid, key, n_before):
+    before = la_stats(page)["painted"]
+    page.keyboard.press(key)
+    votes = _wait_vote(rt, cfg, pid, n_before + 1)
+    if rt.stage(pid) == "trials" and rt.upcoming_pairs(pid, 1):
+        page.wait_for_function(f"""() => {{ const s = JSON.parse(sessionStorage.getItem('lossarena_pairs') || 'null');
+            return s !== null && s.painted > {before} && s.state === 'showing'; }}""")
+    return votes
+
+
+@pytest.mark.parametrize("dpr", [1.0, 2.0])
+def test_triplet_pixel_exact_zoom_and_flicker(served3, dpr):
+    s = served3
+    cfg = s["cfg"]
+    rt = _rt(s)
+    pid = f"TRI{int(dpr * 100)}"
+    ctx, page = _to_trials(s, rt, pid, dpr)
+    seen_plain = seen_boost = False
+    n = 0
+    while rt.stage(pid) == "trials" and not (seen_plain and seen_boost):
+        t = rt.upcoming_pairs(pid, 1)[0]
+        boosted = t.boost != "plain"
+        _check_triplet(page, cfg, t, 2 if boosted else 1)
+        if boosted and not seen_boost:
+            seen_boost = True
+            f = comp_frame(page)
+            m = f.evaluate(FLICKER_JS, 1500)
+            rate = len(m["swaps"]) / (m["elapsed"] / 1000.0)
+            want = 1000.0 / cfg.triplet.flicker_period_ms  # swaps per second
+            assert abs(rate - want) <= 0.2 * want, m
+            gaps = np.diff(m["swaps"])
+            print(f"flicker at DPR {dpr}: {len(m['swaps'])} swaps in {m['elapsed']:.0f} ms = {rate:.2f}/s "
+                  f"(want {want:.2f}/s), median gap {np.median(gaps):.1f} ms")
+            assert abs(np.median(gaps) - cfg.triplet.flicker_period_ms) <= 25, m
+            # pause the flicker (T): the test images stay; each source pixel is exactly zoom x zoom device pixels
+            page.keyboard.press("t")
+            page.wait_for_timeout(250)
+            loc = page.frame_locator(COMP).first.get_by_test_id("stimulus-left")
+            shot = np.asarray(Image.open(io.BytesIO(loc.screenshot(animations="disabled"))).convert("RGB"))
+            src = np.asarray(Image.open(cfg.dir / t.left_path).convert("RGB"))
+            want_px = np.kron(src, np.ones((2 * cfg.scale, 2 * cfg.scale, 1), dtype=np.uint8))
+            assert shot.shape == want_px.shape, (shot.shape, want_px.shape)
+            assert np.array_equal(shot, want_px), float(np.abs(shot.astype(int) - want_px).max())
+        elif not boosted:
+            seen_plain = True
+        votes = _answer_and_wait(page, rt, cfg, pid, ["ArrowLeft", "ArrowRight", "n"][n % 3], n)
+        n += 1
+        assert len(votes) == n
+    assert seen_plain and seen_boost
+    votes = rt.store.participant_votes(cfg.study_id, pid)
+    for v, want in zip(votes, ["left", "right", "notsure"] * 5):
+        assert v["client"]["answer"] == want
+        closer = {"left": v["condition_b"], "right": v["condition_a"], "notsure": "tie"}[want]
+        assert v["winner"] == closer
+        c = v["client"]
+        assert c["dpr"] == dpr and (c["window_w"], c["window_h"]) == (1900, 960) and v["response_time_ms"] > 0
+    assert any(v["client"]["toggles"] >= 1 for v in votes)  # the pause was logged as a toggle
+    rt.store.dispose()
+    ctx.close()
+
+
+def test_triplet_buttons_record_votes(served3):
+    from playwright.sync_api import expect
+
+    s = served3
+    cfg = s["cfg"]
+    rt = _rt(s)
+    pid = "TRIBTN"
+    ctx, page = _to_trials(s, rt, pid, 1.0)
+    for i, (tid, want) in enumerate((("vote-left-more", "left"), ("vote-right-more", "right"),
+                                     ("vote-notsure", "notsure"))):
+        t = rt.upcoming_pairs(pid, 1)[0]
+        expect(frame(page).get_by_test_id("stimulus-reference")).to_be_visible()
+        page.wait_for_function("""() => { const s = JSON.parse(sessionStorage.getItem('lossarena_pairs') || 'null');
+            return s !== null && s.state === 'showing'; }""")
+        frame(page).get_by_test_id(tid).click()
+        votes = _wait_vote(rt, cfg, pid, i + 1)
+        v = votes[-1]
+        assert v["seq"] == t.seq and v["client"]["answer"] == want
+        assert v["winner"] == {"left": t.right, "right": t.left, "notsure": "tie"}[want]
+    rt.store.dispose()
+    ctx.close()
