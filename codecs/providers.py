@@ -72,7 +72,7 @@ def get_provider(name: str):
     return CODECS.get(name)
 
 
-def _image_key(x: torch.Tensor) -> str:
+def image_key(x: torch.Tensor) -> str:
     return hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest() + str(tuple(x.shape))
 
 
@@ -123,14 +123,14 @@ class ZooCondition(Condition):
 
     def encode_all(self, x: torch.Tensor) -> list[Encoded]:
         """Every checkpoint really encoded (what the cost-aware :meth:`encode` avoids)."""
-        key = _image_key(x)
+        key = image_key(x)
         return [self._encode(x, key, i) for i in range(len(self.ckpts))]
 
     def encode(self, x: torch.Tensor, target_bpp: float) -> Encoded:
         import time
 
         t0 = time.perf_counter()
-        key = _image_key(x)
+        key = image_key(x)
         est = self._estimates(x, key)
         order = sorted(range(len(est)), key=lambda i: (abs(est[i] - target_bpp), est[i]))
         before = len(self._enc)

@@ -16,7 +16,7 @@ import torch
 
 from lossarena.errors import InputError
 
-from ..providers import CODECS, Condition, Encoded
+from ..providers import CODECS, Condition, Encoded, image_key
 
 
 def find_checkpoint(zoo=None, roi_checkpoint=None) -> Path:
@@ -46,12 +46,18 @@ class RoiCondition(Condition):
         self.codec = get_codec(ckpt, device)
         self.alpha = alpha
         self.iterations = iterations
+        self._est_key: str | None = None
+        self._est: dict[float, float] = {}
 
-    def rate_for(self, x, target_bpp: float, rm2d, offset: float = 0.0) -> float:
-        """Rate index whose estimated bpp + ``offset`` is nearest ``target_bpp`` (bisection)."""
+    def rate_for(self, x, target_bpp: float, rm2d, offset: float = 0.0, estimates: dict | None = None) -> float:
+        """Rate index whose estimated bpp + ``offset`` is nearest ``target_bpp`` (bisection).
+
+        ``estimates`` (rate index -> estimated bpp of this image) is read and filled, so the re-aimed
+        bisection and the other targets of the same image reuse the forward passes already made.
+        """
         target_bpp = target_bpp - offset
         lo, hi = 0.0, float(self.codec.n_rates - 1)
-        f = {}
+        f = {} if estimates is None else estimates
 
         def at(r):
             if r not in f:
@@ -74,12 +80,15 @@ class RoiCondition(Condition):
     def encode(self, x: torch.Tensor, target_bpp: float) -> Encoded:
         rm = self.codec.rm2d(x)
         hw = x.shape[-2] * x.shape[-1]
-        r = round(self.rate_for(x, target_bpp, rm), 4)
+        key = image_key(x)
+        if key != self._est_key:  # estimates of the previous image are no longer needed
+            self._est_key, self._est = key, {}
+        r = round(self.rate_for(x, target_bpp, rm, estimates=self._est), 4)
         bs = self.codec.compress(x, r, rm2d=rm, alpha=self.alpha)
         nbytes = len(bs.to_bytes())
         # calibrate once for the container header and coding overhead (real − estimated), re-aim
         offset = nbytes * 8 / hw - self.codec.estimate(x, r, rm2d=rm, alpha=self.alpha)["bpp"]
-        r2 = round(self.rate_for(x, target_bpp, rm, offset), 4)
+        r2 = round(self.rate_for(x, target_bpp, rm, offset, estimates=self._est), 4)
         if r2 != r:
             bs2 = self.codec.compress(x, r2, rm2d=rm, alpha=self.alpha)
             n2 = len(bs2.to_bytes())

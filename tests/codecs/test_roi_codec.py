@@ -381,3 +381,26 @@ def test_roi_scaling_only_touches_unprotected_channels():
     lat = rm_latent(rm2d)
     assert lat.shape == (1, 1, 3, 2)
     assert lat[0, 0].tolist() == [[1.0, 0.0], [0.0, 0.0], [0.5, 0.5]]
+
+
+def test_roi_matching_reuses_forward_passes_and_gives_the_same_stimulus(trained):
+    """The re-aimed bisection and a second target on the same image reuse the estimates already made;
+    the chosen rate and stimulus equal those of a condition that starts from scratch."""
+    from lossarena.codecs.roi.provider import RoiCondition
+
+    x = load_image(trained["img"])
+    shared = RoiCondition(trained["ckpt"], iterations=8)
+    rm = shared.codec.rm2d(x)
+    lo, hi = (shared.codec.estimate(x, r, rm2d=rm)["bpp"] for r in (0.0, float(shared.codec.n_rates - 1)))
+    t1, t2 = lo + 0.3 * (hi - lo), lo + 0.7 * (hi - lo)
+    calls = []
+    real = shared.codec.estimate
+    shared.codec.estimate = lambda *a, **k: calls.append(a[1]) or real(*a, **k)
+    first = shared.encode(x, t1)
+    n_first = len(calls)
+    second = shared.encode(x, t2)
+    assert len(calls) - n_first < n_first  # the second target starts from the first's estimates
+    fresh = RoiCondition(trained["ckpt"], iterations=8).encode(x, t2)
+    assert fresh.meta["rate_index"] == second.meta["rate_index"] and fresh.bpp == second.bpp
+    assert torch.equal(fresh.x_hat, second.x_hat)
+    assert first.bpp != second.bpp
