@@ -20,12 +20,15 @@ Screening (``screen_batches``): trap triplets (the original against a heavily di
 answered correctly; a batch (an assignment, or a participant when the file has no batches) whose trap
 score -- the share of its trap triplets answered correctly, "not sure" counting one half -- falls below
 a threshold is dropped with all its answers. The threshold is Otsu's between-class split of the batch
-scores (``"otsu"``, what the JPEG AI study used) or a fixed number. Bias triplets (the same image on
+scores (``"otsu"``, what the JPEG AI study used; by default one threshold per experiment, plain and
+boosted) or a fixed number. Bias triplets (the same image on
 both sides) and the left/right balance are reported per batch. Trap and bias triplets never enter
 the fit.
 
 Confidence intervals: percentile bootstrap (2.5 %, 97.5 %) over participants (all answers of a
-resampled participant come along), every replicate refitted from the full-data fit (warm start).
+resampled participant come along; default) or, as the AIC-3 papers do, over the answers of each
+triplet question (``ci="question"``), every replicate refitted from the full-data fit (warm start).
+Images with a known value (anchors of an earlier study) can be held fixed (``fixed=``).
 
 Inputs (:func:`read_responses`):
 
@@ -61,6 +64,7 @@ log = logging.getLogger(__name__)
 Z75 = float(stats.norm.ppf(0.75))  # 0.6744897...: 1 JND = 75 % correct
 REFERENCE = schemas.REFERENCE
 BOOST_GROUPS = ("auto", "content-codec", "codec", "content", "global")
+CI_METHODS = ("participant", "question")  # bootstrap unit: participants (default) or AIC-3's triplet questions
 MIN_PLAIN = 200  # plain answers a group needs for its own polynomial in boost_groups="auto"
 _AIC3_NAME = re.compile(r"^(?:BTC|PTC)_\d+_(.+)_(\d+)\.png$")
 _X_MAX = 15.0  # JND; far above anything compression at "good" quality produces
@@ -296,11 +300,21 @@ class Screening:
     """Per-batch screening result (:func:`screen_batches`)."""
 
     batches: pd.DataFrame
-    threshold: float
+    threshold: float  # the largest of ``thresholds`` (NaN: nothing screened)
     kept: pd.DataFrame = field(repr=False)
+    thresholds: dict = field(default_factory=dict)  # per experiment ("plain"/"boosted") or "all"
+
+    def describe(self) -> str:
+        """``"0.711"`` or ``"0.711 (plain) / 0.675 (boosted)"``: the trap-score thresholds."""
+        if len(self.thresholds) <= 1:
+            return f"{self.threshold:.3g}"
+        return " / ".join(f"{t:.3g} ({k})" for k, t in self.thresholds.items())
 
 
-def screen_batches(responses: pd.DataFrame, trap_min="otsu") -> Screening:
+SCREEN_BY = ("experiment", "all")
+
+
+def screen_batches(responses: pd.DataFrame, trap_min="otsu", by: str = "experiment") -> Screening:
     """Drop unreliable batches by their trap-question score.
 
     Parameters
@@ -311,12 +325,16 @@ def screen_batches(responses: pd.DataFrame, trap_min="otsu") -> Screening:
         Batches whose trap score (share of trap triplets answered correctly, "not sure" = 1/2) is
         below this are dropped; ``"otsu"`` picks Otsu's split of the batch scores; ``None`` keeps all.
         Batches without trap triplets are kept.
+    by : {"experiment", "all"}
+        With ``trap_min="otsu"``: one Otsu threshold per experiment -- plain (PTC) and boosted (BTC)
+        batches separately (default; they are separate crowds with traps of different difficulty, and
+        the AIC-3 papers report their screening per experiment) -- or one over all batches.
 
     Returns
     -------
     Screening
         ``batches``: one row per batch (``batch, participant, n, n_trap, trap_score, n_bias,
-        bias_notsure, right_share, kept``); ``kept``: the responses of kept batches minus trap and
+        bias_notsure, right_share, experiment, kept``); ``kept``: the responses of kept batches minus trap and
         bias triplets (what the fit uses).
     """
     r = responses
@@ -327,29 +345,40 @@ def screen_batches(responses: pd.DataFrame, trap_min="otsu") -> Screening:
     y = r["y"].to_numpy()
     # a trap is answered correctly when the non-reference side is named more distorted
     correct = np.where(a_ref, 1.0 - y, np.where(b_ref, y, np.nan))
+    if by not in SCREEN_BY:
+        raise InputError(f"expected screening by {' or '.join(SCREEN_BY)}, got {by!r}")
     g = r.assign(_trap=trap, _c=np.where(trap, correct, np.nan), _bias=bias,
                  _bns=np.where(bias, (y == 0.5).astype(float), np.nan),
                  _right=np.where(~trap & ~bias & (y != 0.5), (y == 0.0).astype(float), np.nan))
     agg = g.groupby("batch", sort=True).agg(
         participant=("participant", "first"), n=("y", "size"), n_trap=("_trap", "sum"),
         trap_score=("_c", "mean"), n_bias=("_bias", "sum"), bias_notsure=("_bns", "mean"),
-        right_share=("_right", "mean")).reset_index()
+        right_share=("_right", "mean"), boosted=("boosted", "mean")).reset_index()
+    agg["experiment"] = np.where(agg.pop("boosted") > 0.5, "boosted", "plain")
     if trap_min is None:
-        thr = float("nan")
+        thresholds = {"all": float("nan")}
     elif isinstance(trap_min, str):
         if trap_min != "otsu":
             raise InputError(f"expected trap_min 'otsu', a number or None, got {trap_min!r}")
-        thr = otsu_threshold(agg["trap_score"].dropna())
+        if by == "all":
+            thresholds = {"all": otsu_threshold(agg["trap_score"].dropna())}
+        else:
+            thresholds = {e: otsu_threshold(agg.loc[agg["experiment"] == e, "trap_score"].dropna())
+                          for e in ("plain", "boosted") if (agg["experiment"] == e).any()}
     else:
-        thr = float(trap_min)
-    kept = ~(agg["trap_score"] < thr) if np.isfinite(thr) else pd.Series(True, index=agg.index)
+        thresholds = {"all": float(trap_min)}
+    thr_row = agg["experiment"].map(thresholds) if "all" not in thresholds else pd.Series(
+        thresholds["all"], index=agg.index)
+    kept = ~(agg["trap_score"] < thr_row.fillna(-np.inf))
     agg["kept"] = kept.to_numpy()
+    finite = [t for t in thresholds.values() if np.isfinite(t)]
+    thr = max(finite) if finite else float("nan")
     keep_b = set(agg.loc[agg["kept"], "batch"])
     sel = r["batch"].isin(keep_b).to_numpy() & ~trap & ~bias
     out = r[sel].reset_index(drop=True)
     if out.empty:
         raise InputError("no responses left after screening (all batches failed the trap questions)")
-    return Screening(agg, thr, out)
+    return Screening(agg, thr, out, thresholds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,6 +402,7 @@ class _Problem:
     part_index: np.ndarray  # participant id per pairs row
     row_index: np.ndarray  # pair row per pairs row
     participants: list
+    answers: np.ndarray  # per pair row: answers (a named, not sure, b named) -- the per-question bootstrap
 
 
 def _build(resp: pd.DataFrame, boost_groups: str) -> _Problem:
@@ -407,8 +437,9 @@ def _build(resp: pd.DataFrame, boost_groups: str) -> _Problem:
     items["group"] = [groups.index(k) for k in key]
     y = r["y"].to_numpy(dtype=float)
     d = pd.DataFrame({"p": r["participant"].to_numpy(), "ia": ia, "ib": ib,
-                      "boosted": r["boosted"].to_numpy(bool), "na": y, "nb": 1.0 - y})
-    per = d.groupby(["p", "ia", "ib", "boosted"], sort=True)[["na", "nb"]].sum().reset_index()
+                      "boosted": r["boosted"].to_numpy(bool), "na": y, "nb": 1.0 - y,
+                      "k1": (y == 1.0).astype(float), "kh": (y == 0.5).astype(float), "k0": (y == 0.0).astype(float)})
+    per = d.groupby(["p", "ia", "ib", "boosted"], sort=True)[["na", "nb", "k1", "kh", "k0"]].sum().reset_index()
     rows = per[["ia", "ib", "boosted"]].drop_duplicates().reset_index(drop=True)
     rows["row"] = np.arange(len(rows))
     per = per.merge(rows, on=["ia", "ib", "boosted"], how="left")
@@ -416,8 +447,10 @@ def _build(resp: pd.DataFrame, boost_groups: str) -> _Problem:
     pid = {p: i for i, p in enumerate(participants)}
     n_a = np.bincount(per["row"], weights=per["na"], minlength=len(rows))
     n_b = np.bincount(per["row"], weights=per["nb"], minlength=len(rows))
+    answers = np.stack([np.bincount(per["row"], weights=per[k], minlength=len(rows)) for k in ("k1", "kh", "k0")],
+                       axis=1).round().astype(np.int64)
     return _Problem(items, groups, rows["ia"].to_numpy(), rows["ib"].to_numpy(), rows["boosted"].to_numpy(bool),
-                    per, n_a, n_b, per["p"].map(pid).to_numpy(), per["row"].to_numpy(), participants)
+                    per, n_a, n_b, per["p"].map(pid).to_numpy(), per["row"].to_numpy(), participants, answers)
 
 
 class _Objective:
@@ -643,8 +676,9 @@ def _group_table(prob: _Problem, g1, g2, boost_groups) -> pd.DataFrame:
 
 @single_thread
 def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "auto",
-            quadratic: bool = True, bootstrap: int = 200, seed: int = 0, alpha: float = 0.05,
-            with_reference: bool = True, rates=None, progress: bool = False) -> JNDFit:
+            quadratic: bool = True, bootstrap: int = 200, seed: int = 0, alpha: float = 0.05, ci: str = "participant",
+            with_reference: bool = True, rates=None, fixed=None, screen_by: str = "experiment",
+            progress: bool = False) -> JNDFit:
     """Reconstruct the JND scale from plain and boosted triplet responses (joint maximum likelihood).
 
     Parameters
@@ -675,6 +709,17 @@ def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "au
         Seed of the bootstrap.
     alpha : float
         1 - the CI level (default 0.05: 95 % CIs).
+    fixed : dict or pandas.DataFrame, optional
+        Images whose scale value is known and held fixed (anchors from an earlier study):
+        ``{(content, condition): jnd}`` or a frame with ``content, condition, jnd`` (a ``jnd.csv``).
+        Their CIs are the fixed value; images not in the responses are ignored.
+    screen_by : {"experiment", "all"}
+        Otsu screening per experiment (plain and boosted batches separately; default) or over all
+        batches (see :func:`screen_batches`).
+    ci : {"participant", "question"}
+        The bootstrap's resampling unit: ``"participant"`` (default; all answers of a drawn participant
+        come along, so the CIs include the between-participant variance) or ``"question"`` (the answers
+        to each triplet question resampled with replacement, as the AIC-3 papers do; narrower).
     progress : bool
         Show a tqdm progress bar over the bootstrap.
 
@@ -694,7 +739,9 @@ def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "au
         raise InputError(f"expected 0 < alpha < 1, got {alpha}")
     if bootstrap < 0:
         raise InputError(f"expected bootstrap >= 0, got {bootstrap}")
-    scr = screen_batches(responses, trap_min)
+    if ci not in CI_METHODS:
+        raise InputError(f"expected ci in {', '.join(CI_METHODS)}, got {ci!r}")
+    scr = screen_batches(responses, trap_min, by=screen_by)
     kept = scr.kept
     if not with_reference:
         kept = kept[(kept["condition_a"] != REFERENCE) & (kept["condition_b"] != REFERENCE)]
@@ -702,6 +749,22 @@ def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "au
     obj = _Objective(prob)
     bounds = _bounds(prob, quadratic)
     theta0 = _init(prob)
+    if fixed is not None:
+        if isinstance(fixed, pd.DataFrame):
+            fixed = {(c, k): float(v) for c, k, v in zip(fixed["content"], fixed["condition"], fixed["jnd"])}
+        it_ = prob.items
+        for i, key in enumerate(zip(it_["content"], it_["condition"])):
+            if key in fixed:
+                v = float(fixed[key])
+                if not (0.0 <= v <= _X_MAX):
+                    raise InputError(f"fixed value of {key[0]}/{key[1]}: expected 0 <= jnd <= {_X_MAX}, got {v}")
+                bounds[i] = (v, v)
+                theta0[i] = v
+        if rates is not None:  # a fixed image is not on a fitted RD curve
+            rates = {k: v for k, v in (rates.items() if isinstance(rates, dict) else
+                                       {(c, k): float(r) for c, k, r in zip(rates["content"], rates["condition"],
+                                                                            rates["rate"])}.items())
+                     if k not in fixed}
     res = _minimise(obj, theta0, prob.n_a, prob.n_b, bounds)
     fobj: _Objective | _RDObjective = obj
     fbounds, rd = bounds, None
@@ -745,11 +808,21 @@ def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "au
         na_p = prob.pairs["na"].to_numpy()
         nb_p = prob.pairs["nb"].to_numpy()
         R = len(prob.n_a)
+        k = prob.answers
+        k_n = k.sum(axis=1)
+        k_p = k / np.maximum(k_n, 1)[:, None]
+        k_p[k_n == 0] = (0.0, 1.0, 0.0)
         for b in it:
-            w = np.bincount(rng.integers(0, P, P), minlength=P).astype(float)
-            wr = w[prob.part_index]
-            n_a = np.bincount(prob.row_index, weights=wr * na_p, minlength=R)
-            n_b = np.bincount(prob.row_index, weights=wr * nb_p, minlength=R)
+            if ci == "question":
+                # AIC-3: the answers to each triplet question resampled with replacement
+                draw = rng.multinomial(k_n, k_p)
+                n_a = draw[:, 0] + 0.5 * draw[:, 1]
+                n_b = draw[:, 2] + 0.5 * draw[:, 1]
+            else:
+                w = np.bincount(rng.integers(0, P, P), minlength=P).astype(float)
+                wr = w[prob.part_index]
+                n_a = np.bincount(prob.row_index, weights=wr * na_p, minlength=R)
+                n_b = np.bincount(prob.row_index, weights=wr * nb_p, minlength=R)
             rb = _minimise(fobj, theta, n_a, n_b, fbounds, tol=1e-6, scale=scale)
             samples[b] = to_full(rb.x)[: len(x)]
         lo, hi = np.quantile(samples, [alpha / 2, 1 - alpha / 2], axis=0)
@@ -768,8 +841,10 @@ def fit_jnd(responses: pd.DataFrame, *, trap_min="otsu", boost_groups: str = "au
     info = {"nll": float(res.fun), "converged": bool(res.success), "nit": int(res.nit),
             "responses": int(len(responses)), "used": int(len(scr.kept)),
             "participants": len(prob.participants), "batches": int(len(scr.batches)),
-            "batches_dropped": int((~scr.batches["kept"]).sum()), "trap_threshold": scr.threshold,
-            "skipped": int(responses.attrs.get("skipped", 0)), "bootstrap": bootstrap, "seed": seed,
+            "batches_dropped": int((~scr.batches["kept"]).sum()), "trap_threshold": scr.threshold, "trap_thresholds": scr.thresholds,
+            "screening": scr.describe(), "fixed": 0 if fixed is None else int(sum(
+                k in fixed for k in zip(prob.items["content"], prob.items["condition"]))),
+            "skipped": int(responses.attrs.get("skipped", 0)), "bootstrap": bootstrap, "seed": seed, "ci": ci,
             "boost_groups": boost_groups, "quadratic": quadratic, "rd_curves": curve_names}
     return JNDFit(scale, gt, scr, info, samples)
 
@@ -952,8 +1027,9 @@ def write_jnd_report(scale: pd.DataFrame, out_dir, fit: JNDFit | None = None, ti
         i = fit.info
         parts.append(f"<p>{i['used']} of {i['responses']} answered triplets used ({i['participants']} participants); "
                      f"{i['batches_dropped']} of {i['batches']} batches dropped by the trap screen (score &lt; "
-                     f"{i['trap_threshold']:.3g}); trap and bias triplets are not fitted. {i['bootstrap']} bootstrap "
-                     f"replicates over participants (seed {i['seed']}).</p>")
+                     f"{i['screening']}); trap and bias triplets are not fitted. {i['bootstrap']} bootstrap "
+                     f"replicates over {'triplet questions' if i.get('ci') == 'question' else 'participants'} "
+                     f"(seed {i['seed']}).</p>")
         b = fit.boosting
         rows = "".join(f"<tr><td>{html.escape(str(r.content))}</td><td>{html.escape(str(r.codec))}</td>"
                        f"<td>{r.gamma1:.3f}</td><td>{r.gamma2:.3f}</td><td>{r.n_plain:.0f}</td><td>{r.n_boosted:.0f}</td>"

@@ -98,6 +98,69 @@ def test_bootstrap_ci_brackets_estimate_and_is_seeded():
     np.testing.assert_array_equal(s["ci_low"], b.scale["ci_low"])
 
 
+def test_question_bootstrap_resamples_each_triplet_question():
+    """ci="question" (AIC-3's CIs): seeded, brackets the estimate, and is narrower than the participant
+    bootstrap when observers differ systematically (the between-participant variance it leaves out)."""
+    df, _ = _simulate(n_obs=20, reps=1)
+    # half the observers answer at random: between-participant variance that only the participant
+    # bootstrap sees (how many random responders a replicate draws)
+    rng = np.random.default_rng(5)
+    noisy = df["participant"].isin([f"o{i}" for i in range(10)]).to_numpy()
+    df.loc[noisy, "y"] = (rng.random(int(noisy.sum())) < 0.5).astype(float)
+    kw = dict(trap_min=None, boost_groups="global", bootstrap=25)
+    q1 = jnd.fit_jnd(df, ci="question", seed=3, **kw)
+    q2 = jnd.fit_jnd(df, ci="question", seed=3, **kw)
+    p = jnd.fit_jnd(df, ci="participant", seed=3, **kw)
+    s = q1.scale
+    np.testing.assert_array_equal(s["ci_high"], q2.scale["ci_high"])
+    assert (s["ci_low"] <= s["jnd"] + 1e-9).all() and (s["jnd"] <= s["ci_high"] + 1e-9).all()
+    assert q1.info["ci"] == "question"
+    wq = (s["ci_high"] - s["ci_low"]).median()
+    wp = (p.scale["ci_high"] - p.scale["ci_low"]).median()
+    assert 0 < wq < wp
+    with pytest.raises(InputError, match="expected ci"):
+        jnd.fit_jnd(df, ci="worker", **kw)
+
+
+def test_fixed_anchor_values_are_held_and_calibrate_the_rest():
+    df, truth = _simulate(n_obs=20, reps=1)
+    fixed = {k: v for k, v in truth.items() if k[1].startswith("B_")}
+    fit = jnd.fit_jnd(df, trap_min=None, boost_groups="global", bootstrap=5, fixed=fixed)
+    got = fit.scale.set_index(["content", "condition"])
+    for k, v in fixed.items():
+        assert got.loc[k, "jnd"] == pytest.approx(v, abs=1e-9)
+        assert got.loc[k, "ci_low"] == pytest.approx(v, abs=1e-9) and got.loc[k, "ci_high"] == pytest.approx(v, abs=1e-9)
+    free = [k for k in truth if k not in fixed]
+    assert max(abs(got.loc[k, "jnd"] - truth[k]) for k in free) < 0.3  # 20 observers x 1 answer per pair
+    assert fit.info["fixed"] == len(fixed)
+    with pytest.raises(InputError, match="fixed value"):
+        jnd.fit_jnd(df, trap_min=None, bootstrap=0, fixed={("c1", "A_01"): -1.0})
+
+
+def test_otsu_screening_per_experiment():
+    """Plain and boosted batches get their own Otsu threshold by default (AIC-3 screens each experiment)."""
+    rows = []
+    # boosted traps are easy (good batches 1.0, a bad one 0.7); plain traps are hard (good 0.7, bad 0.4, 0.3)
+    for batch, boosted, score in [("b1", True, 1.0), ("b2", True, 1.0), ("b3", True, 1.0), ("b4", True, 0.7),
+                                  ("p1", False, 0.7), ("p2", False, 0.7), ("p3", False, 0.4), ("p4", False, 0.3)]:
+        for k in range(10):
+            rows.append((batch, "c1", "reference", "A_04", boosted, 0.0 if k < 10 * score else 1.0, batch, True, False))
+        rows.append((batch, "c1", "A_01", "A_04", boosted, 0.0, batch, False, False))
+    df = pd.DataFrame(rows, columns=["participant", "content", "condition_a", "condition_b", "boosted", "y",
+                                     "batch", "is_trap", "is_bias"])
+    per = jnd.screen_batches(df, "otsu")
+    assert set(per.thresholds) == {"plain", "boosted"}
+    kept = per.batches.set_index("batch")["kept"]
+    assert kept[["b1", "b2", "b3", "p1", "p2"]].all() and not kept[["b4", "p3", "p4"]].any()
+    assert per.batches.set_index("batch").loc["b1", "experiment"] == "boosted"
+    assert "(plain)" in per.describe()
+    pooled = jnd.screen_batches(df, "otsu", by="all")
+    assert set(pooled.thresholds) == {"all"}
+    assert pooled.batches.set_index("batch").loc["b4", "kept"]  # one split for both keeps the bad BTC batch
+    with pytest.raises(InputError, match="screening by"):
+        jnd.screen_batches(df, "otsu", by="codec")
+
+
 def test_otsu_threshold_splits_two_clusters():
     v = [0.2, 0.25, 0.3, 0.9, 0.95, 1.0, 1.0]
     t = jnd.otsu_threshold(v)
