@@ -132,6 +132,12 @@ def _parser() -> argparse.ArgumentParser:
                    "curve jnd = alpha*exp(-beta*bpp) (AIC-3's model) instead of free values")
     p.add_argument("--rd-levels", action="append", default=[], metavar="CODEC",
                    help="tie CODEC's images to alpha*exp(beta*level): only for a ladder equally spaced in bitrate")
+    p.add_argument("--ci", default="participant", choices=["participant", "question"],
+                   help="bootstrap unit: participants (default) or each triplet question's answers (AIC-3)")
+    p.add_argument("--screen-by", default="experiment", choices=["experiment", "all"],
+                   help="Otsu trap threshold per experiment (plain/boosted; default) or over all batches")
+    p.add_argument("--anchors", default=None, help="jnd.csv of images whose value is known (an earlier study): "
+                   "held fixed in the fit")
 
     p = sub.add_parser("convert", help="read a foreign format and write canonical votes.csv")
     p.add_argument("votes", nargs="?", help="input file or folder")
@@ -180,8 +186,14 @@ def _jnd(args, quiet: bool) -> int:
             i = int(np.flatnonzero(bpp.isna().to_numpy())[0])
             raise InputError(f"{args.bitrates}: line {br['_line'].iloc[i]}: field 'bpp' is not a number")
         rates.update({(c, k): float(b) for c, k, b in zip(br["content"], br["condition"], bpp)})
+    fixed = None
+    if args.anchors:
+        from .jnd import read_jnd
+
+        fixed = read_jnd(args.anchors)
     fit = fit_jnd(resp, trap_min=trap_min, boost_groups=args.boost_groups, quadratic=not args.linear_boost,
-                  bootstrap=args.bootstrap, seed=args.seed, rates=rates or None, progress=not quiet)
+                  bootstrap=args.bootstrap, seed=args.seed, rates=rates or None, progress=not quiet,
+                  ci=args.ci, screen_by=args.screen_by, fixed=fixed)
     main_path, side = write_jnd(fit, args.out)
     if args.screening_out:
         Path(args.screening_out).parent.mkdir(parents=True, exist_ok=True)
@@ -192,7 +204,7 @@ def _jnd(args, quiet: bool) -> int:
         print(f"wrote {write_jnd_report(fit.scale, args.report, fit, title=f'JND scale: {Path(args.responses).name}')}")
     i = fit.info
     print(f"wrote {main_path} ({len(fit.scale)} images) and {side}: {i['used']} of {i['responses']} answers used, "
-          f"{i['batches_dropped']} of {i['batches']} batches dropped (trap score < {i['trap_threshold']:.3g}), "
+          f"{i['batches_dropped']} of {i['batches']} batches dropped (trap score < {i['screening']}), "
           f"{len(fit.boosting)} boosting group(s)")
     return 0
 

@@ -232,6 +232,15 @@ def test_cli_writes_jnd_and_side_file(tmp_path):
     assert {"boosted_value", "gamma1", "gamma2"} <= set(side.columns)
     np.testing.assert_allclose(side["boosted_value"], side["gamma1"] * j["jnd"] + side["gamma2"] * j["jnd"] ** 2,
                                rtol=1e-4, atol=1e-5)
+    # anchors held at known values, AIC-3's per-question CIs
+    (tmp_path / "anchors.csv").write_text("content,condition,jnd\nc1,B_02,0.9\n")
+    out2 = tmp_path / "jnd2.csv"
+    assert cli_main(["jnd", str(p), "--out", str(out2), "--bootstrap", "3", "--boost-groups", "global",
+                     "--anchors", str(tmp_path / "anchors.csv"), "--ci", "question", "--screen-by", "all"]) == 0
+    j2 = jnd.read_jnd(out2).set_index(["content", "condition"])
+    assert j2.loc[("c1", "B_02"), "jnd"] == pytest.approx(0.9)
+    (tmp_path / "bad.csv").write_text("content,condition,jnd\nc1,B_02,-1\n")
+    assert lossarena_main(["analysis", "jnd", str(p), "--out", str(out2), "--anchors", str(tmp_path / "bad.csv")]) == 2
 
 
 def test_report_section_writes_plot(tmp_path):
