@@ -391,8 +391,9 @@ def duration_warning(cfg: StudyConfig) -> str | None:
     if lo <= est <= hi:
         return None
     want = max(0, int(((lo + hi) / 2 - cfg.estimated_minutes(0)) / 0.1))  # 6 s per pair
-    return (f"the consent page states {lo}-{hi} minutes, but {planned} pairs per participant take about "
-            f"{est:.0f} minutes (about {want} pairs would fit; change --trials/--sessions, or --stated-minutes)")
+    what = "triplets" if cfg.design == "triplet" else "pairs"
+    return (f"the consent page states {lo}-{hi} minutes, but {planned} {what} per participant take about "
+            f"{est:.0f} minutes (about {want} {what} would fit; change --trials/--sessions, or --stated-minutes)")
 
 
 class _PlanOnly:
