@@ -34,10 +34,13 @@ def progress_table(rt: StudyRuntime) -> pd.DataFrame:
             wins[(content, grp, cb)] += n / 2
     rows = []
     for g in rt.cfg.groups:
-        for c in g.conditions:
-            k = (g.content, g.group, c)
-            rows.append({"content": g.content, "group": g.group, "condition": c, "comparisons": int(comp[k]),
-                         "wins": wins[k], "win_rate": round(wins[k] / comp[k], 3) if comp[k] else None})
+        # triplet design: one row per presentation (plain / boosted); a "win" = judged closer to the reference
+        grps = [g.group] if rt.cfg.design != "triplet" else sorted({"plain", rt.cfg.triplet.label})
+        for grp in grps:
+            for c in g.conditions:
+                k = (g.content, grp, c)
+                rows.append({"content": g.content, "group": grp, "condition": c, "comparisons": int(comp[k]),
+                             "wins": wins[k], "win_rate": round(wins[k] / comp[k], 3) if comp[k] else None})
     return pd.DataFrame(rows)
 
 

@@ -134,6 +134,20 @@ def votes_csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def export_text(store: SqlStore, cfg, include_flagged: bool = False) -> str:
+    """The study's export as CSV text (the admin page's downloads): votes.csv for a pairwise study,
+    the triplet export for a triplet study."""
+    if cfg.design == "triplet":
+        import io
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(TRIPLET_COLUMNS))
+        w.writeheader()
+        w.writerows(triplet_rows(store, cfg.study_id, cfg.qc, include_flagged))
+        return buf.getvalue()
+    return votes_csv_text(vote_rows(store, cfg.study_id, qc=cfg.qc, include_flagged=include_flagged))
+
+
 def export_votes(study_dir: str | Path, db_url: str | None, out_csv: str | Path, include_traps: bool = False,
                  include_flagged: bool = False) -> Path:
     """Write the study's votes to ``out_csv`` (flagged participants left out unless

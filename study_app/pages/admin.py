@@ -5,7 +5,7 @@ import streamlit as st
 from lossarena.study_app import state as K
 from lossarena.study_app import ui
 from lossarena.study_app.core import admin
-from lossarena.study_app.core.export import vote_rows, votes_csv_text
+from lossarena.study_app.core.export import export_text
 from lossarena.study_app.core.security import check_secret
 
 rt = ui.runtime()
@@ -35,10 +35,10 @@ st.caption("flagged = broke a quality-control rule (reasons in 'flags'); flagged
 st.dataframe(parts, hide_index=True, width="stretch")
 st.subheader("Export")
 st.download_button("Download votes.csv (flagged participants left out)",
-                   votes_csv_text(vote_rows(rt.store, rt.study_id, qc=rt.cfg.qc, include_flagged=False)),
+                   export_text(rt.store, rt.cfg, include_flagged=False),
                    file_name=f"{rt.study_id}-votes.csv", mime="text/csv")
 st.download_button("Download votes-all.csv (flagged participants included)",
-                   votes_csv_text(vote_rows(rt.store, rt.study_id)),
+                   export_text(rt.store, rt.cfg, include_flagged=True),
                    file_name=f"{rt.study_id}-votes-all.csv", mime="text/csv")
 st.subheader("Resolve an error id")
 eid = st.text_input("Error id shown to a participant", key=K.ADMIN_ERROR_ID).strip().lower()

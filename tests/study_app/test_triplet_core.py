@@ -159,6 +159,14 @@ def test_export_columns_and_flags(make_study, tmp_path):
         side = ["left", "right", "tie"][n % 3] if tr.kind != "trap" else ("left" if tr.left != REFERENCE else "right")
         rt.vote("E1", tr.seq, side, response_time_ms=2500, client={"dpr": 1.0, "toggles": 2, "reloads": 0})
         n += 1
+    # the admin page: progress per presentation, the downloads in the triplet format
+    from lossarena.study_app.core.admin import participants_table, progress_table
+    from lossarena.study_app.core.export import export_text
+
+    pt = progress_table(rt)
+    assert set(pt["group"]) == {"plain", "zoom,flicker,amplify"} and pt["comparisons"].sum() > 0
+    assert export_text(rt.store, cfg, include_flagged=True).splitlines()[0] == ",".join(TRIPLET_COLUMNS)
+    assert participants_table(rt)["trials"].tolist() == [27]  # 30 minus the 3 traps
     rt.store.dispose()
     out = tmp_path / "triplets.csv"
     assert study_main(["export", str(cfg.dir), "--db", db, "--out", str(out), "--design", "triplet"]) == 0
