@@ -285,12 +285,13 @@ def test_reproduces_published_jnd_on_shared_conditions():
     j = fit.scale.merge(pub, on=["content", "condition"], suffixes=("", "_pub"))
     assert len(j) == 111
     d = (j["jnd"] - j["jnd_pub"]).abs()
-    assert np.corrcoef(j["jnd"], j["jnd_pub"])[0, 1] >= 0.88
-    assert d.median() <= 0.27 and d.quantile(0.95) <= 1.1
+    # reached (2026-11-30): r 0.904, median 0.218, p95 0.911, JPEG AI r 0.972
+    assert np.corrcoef(j["jnd"], j["jnd_pub"])[0, 1] >= 0.89
+    assert d.median() <= 0.24 and d.quantile(0.95) <= 1.0
     ai = j[j["condition"].str.startswith("JPEG-AI")]
     assert np.corrcoef(ai["jnd"], ai["jnd_pub"])[0, 1] >= 0.96
     inside = ((j["jnd_pub"] >= j["ci_low"]) & (j["jnd_pub"] <= j["ci_high"])).mean()
-    assert inside >= 0.45  # 0.50 with these 20 replicates, 0.67 with 200 (benchmarks/jnd_validation.py)
+    assert inside >= 0.42  # 0.46 with these 20 replicates, 0.68 with 200 (benchmarks/jnd_validation.py)
 
 
 def test_rd_curve_ties_a_codec_to_an_exponential():
