@@ -71,7 +71,8 @@ p = rt.participant(pid)
 if triplet:
     progress = f"Triplet {answered + 1} of {planned}"
     hint = ("Which image differs more from the reference in the middle? ← / → or click, N = not sure, "
-            "T = " + ("pause the flicker" if "flicker" in rt.cfg.triplet.boosts else "show the reference"))
+            "T = " + ("pause the flicker / show the reference" if "flicker" in rt.cfg.triplet.boosts
+                      else "show the reference"))
 else:
     progress = f"Pair {answered + 1} of about {planned}"
     hint = ("Which image has the better quality? ← / → or click" + (", N = not sure" if rt.cfg.allow_tie else "")

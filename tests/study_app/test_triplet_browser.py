@@ -14,6 +14,7 @@ against `lossarena study serve`'s command line:
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import time
 import urllib.request
@@ -204,6 +205,11 @@ def test_triplet_pixel_exact_zoom_and_flicker(served3, dpr):
         t = rt.upcoming_pairs(pid, 1)[0]
         boosted = t.boost != "plain"
         _check_triplet(page, cfg, t, 2 if boosted else 1)
+        keep = os.environ.get("LOSSARENA_STUDY_SCREENSHOTS")
+        if keep and ((boosted and not seen_boost) or (not boosted and not seen_plain)):
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(Path(keep) / f"study_triplet_{'boosted' if boosted else 'plain'}_dpr{int(dpr)}.png"))
         if boosted and not seen_boost:
             seen_boost = True
             f = comp_frame(page)
