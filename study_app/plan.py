@@ -134,6 +134,9 @@ def _design_from(args):
         from .core.config import load_config
 
         cfg = load_config(args.study)
+        if cfg.design == "triplet":
+            raise InputError(f"{args.study}: a triplet study; `study plan` models the pairwise design only "
+                             "(simulate the triplet design with `study simulate` and fit it with `analysis jnd`)")
         keys = [(g.content, g.group, sorted(g.conditions)) for g in cfg.groups]
         trials = args.trials or cfg.trials_per_participant or 40
         sampling = args.sampling or ("full" if cfg.sampler == "full" else "adjacent")

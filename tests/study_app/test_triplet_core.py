@@ -231,6 +231,7 @@ def test_cli_build_and_bad_input(stimuli_dir, tmp_path, capsys):
              (["--design", "triplet", "--plain-fraction", "1.5"], "--plain-fraction 1.5"),
              (["--design", "triplet", "--zoom", "0"], "--zoom 0"),
              (["--design", "triplet", "--sampler", "aic"], "did you mean 'aic3'")]
+    assert study_main(["plan", str(out)]) == 2 and "pairwise design only" in capsys.readouterr().err
     for extra, msg in cases:
         rc = study_main(["build", str(stimuli_dir), "--out", str(tmp_path / "bad"), *extra])
         err = capsys.readouterr().err
