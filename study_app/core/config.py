@@ -291,6 +291,19 @@ def _check(cfg: StudyConfig, p: Path) -> None:
         for g in cfg.groups:
             if g.content not in t.contents:
                 raise InputError(f"{p}: field 'triplet.contents' has no entry for content {show(g.content, 60)!r}")
+            c = t.contents[g.content]
+            where = f"{p}: field 'triplet.contents.{show(g.content, 60)}"
+            for k, typ in (("codecs", str), ("levels", int), ("boosted", str)):
+                d = getattr(c, k)
+                if not isinstance(d, dict) or not all(isinstance(x, str) and isinstance(y, typ) and not
+                                                      isinstance(y, bool) for x, y in d.items()):
+                    raise InputError(f"{where}.{k}': expected a mapping of names to {typ.__name__}")
+            if set(c.levels) != set(g.conditions) or set(c.codecs) != set(g.conditions):
+                raise InputError(f"{where}': levels/codecs do not name the group's images")
+            if not isinstance(c.traps, list) or not all(x in g.conditions for x in c.traps):
+                raise InputError(f"{where}.traps': expected a list of the group's images")
+            if t.boosts and set(c.boosted) != set(g.conditions):
+                raise InputError(f"{where}.boosted': expected a boosted file for every image")
     if not cfg.sessions or any(not s for s in cfg.sessions):
         raise InputError(f"{p}: field 'sessions' must list at least one non-empty session")
     for s in cfg.sessions:

@@ -107,6 +107,30 @@ def test_build_writes_boosted_stimuli(make_study):
     assert again.triplet.contents[cfg.groups[0].content].levels == t.contents[cfg.groups[0].content].levels
 
 
+def test_hostile_triplet_config_is_one_line(make_study, tmp_path):
+    import shutil
+
+    import yaml
+
+    from lossarena.errors import InputError
+
+    cfg = _triplet_study(make_study)
+    c0 = cfg.groups[0].content
+    for path, value in ((("triplet", "contents", c0, "levels"), 3), (("triplet", "contents", c0, "traps"), ["../x"]),
+                        (("triplet", "contents"), "junk"), (("triplet", "zoom"), 99), (("triplet",), 5),
+                        (("design",), "tri"), (("triplet", "contents", c0, "boosted"), {"reference": 1})):
+        d = tmp_path / f"s{abs(hash(path)) % 10**6}"
+        shutil.copytree(cfg.dir, d)
+        y = yaml.safe_load((d / "study.yaml").read_text())
+        node = y
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+        (d / "study.yaml").write_text(yaml.safe_dump(y))
+        with pytest.raises(InputError, match="study.yaml"):
+            load_config(d)
+
+
 def test_triplets_issued_as_planned(make_study, tmp_path):
     cfg = _triplet_study(make_study, trap_rate=0.1, bias_rate=0.1, plain_fraction=0.5, cross_fraction=0.3)
     rt = StudyRuntime(cfg, open_store(f"sqlite:///{tmp_path / 'v.sqlite'}"))
