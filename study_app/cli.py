@@ -64,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--flicker-period-ms", type=int, default=100,
                    help="flicker: each image shown this long before the other (100 ms = 5 cycles/s)")
     t.add_argument("--amplify-gain", type=float, default=2.0, help="artefact amplification gain g (2)")
+    t.add_argument("--amplify-clamp", default="reduce",
+                   help="reduce (default: the gain is lowered per pixel so no channel clamps, Men 2021 / AIC-3) "
+                        "or clip")
+    t.add_argument("--zoom-resample", default="nearest",
+                   help="nearest (default: the browser enlarges x zoom, pixel-exact) or lanczos (AIC-3: the "
+                        "region enlarged by Lanczos at build time, drawn 1:1)")
+    t.add_argument("--timing", default="free",
+                   help="free (default) or aic3: boosted triplets shown 8 s then blanked 3 s, plain ones need a "
+                        "toggle first (at most 2 per s), 30 s window; values in study.yaml")
     b.add_argument("--trials", type=int, default=40, help="sampler pairs per participant (0 = until exhausted)")
     b.add_argument("--traps", type=int, default=2, help="trap pairs per participant (0 allowed)")
     b.add_argument("--practice", type=int, default=3, help="training pairs (0 allowed: briefed lab observers)")
@@ -149,7 +158,8 @@ def _main(args) -> int:
                                       bias_rate=args.bias_rate, cross_fraction=args.cross_fraction,
                                       same_max_step=args.same_max_step, cross_max_step=args.cross_max_step,
                                       zoom=args.zoom, flicker_period_ms=args.flicker_period_ms,
-                                      amplify_gain=args.amplify_gain)
+                                      amplify_gain=args.amplify_gain, amplify_clamp=args.amplify_clamp,
+                                      zoom_resample=args.zoom_resample, timing=args.timing)
         cfg = build_study(args.stimuli, args.out, crop=args.crop, sessions=args.sessions,
                           sampler=args.sampler or "adjacent", design=args.design, triplet=triplet,
                           trials_per_participant=args.trials, traps_per_participant=args.traps,
@@ -166,7 +176,8 @@ def _main(args) -> int:
                   f"triplets, sampler {cfg.sampler}; {cfg.trials_per_participant} triplets per participant: "
                   f"plain {t.plain_fraction:g}, boosted ({t.label}) {1 - t.plain_fraction:g}, traps {t.trap_rate:g}, "
                   f"bias {t.bias_rate:g}, cross-codec {t.cross_fraction:g} of the rest; zoom x{t.zoom}, flicker "
-                  f"{t.flicker_period_ms} ms per image, amplification gain {t.amplify_gain:g}")
+                  f"{t.flicker_period_ms} ms per image, amplification gain {t.amplify_gain:g} ({t.amplify_clamp}), "
+                  f"zoom resampling {t.zoom_resample}, timing {t.timing}")
         else:
             print(f"study {cfg.study_id}: {len(cfg.groups)} groups (content x target bpp), "
                   f"{'/'.join(map(str, n_cond))} conditions each, {len(cfg.sessions)} sessions, "

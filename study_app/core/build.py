@@ -144,7 +144,7 @@ def build_study(
     Atomic: everything is written to a hidden sibling folder first and renamed into place at the
     end, so an error leaves no half-written study (and, with ``force``, the old study untouched)."""
     from .samplers import SAMPLERS
-    from .triplets import DESIGNS, TRIPLET_SAMPLERS, check_rates, parse_boosts
+    from .triplets import DESIGNS, TRIPLET_SAMPLERS, check_options, check_rates, parse_boosts
 
     if design not in DESIGNS:
         from lossarena.errors import did_you_mean
@@ -157,6 +157,7 @@ def build_study(
         triplet = triplet or TripletSettings()
         triplet.boosts = list(parse_boosts(triplet.boosts))
         check_rates(triplet.trap_rate, triplet.bias_rate, triplet.plain_fraction, triplet.cross_fraction)
+        check_options(triplet)
         if int(triplet.zoom) != triplet.zoom or not 1 <= int(triplet.zoom) <= 8:
             raise InputError(f"--zoom {triplet.zoom}: expected an integer 1-8")
         if int(triplet.flicker_period_ms) != triplet.flicker_period_ms or not 10 <= triplet.flicker_period_ms <= 5000:
@@ -368,7 +369,7 @@ def _triplet_content(out: Path, ci: int, content: str, rows, ref_crop: Image.Ima
     if len(tests) < 2:
         raise InputError(f"manifest line {rows[0].line}: content {content!r} has fewer than two test images")
     info, boosted = build_content(np.asarray(ref_crop), tests, codecs, bpps, settings.boosts, settings.zoom,
-                                  settings.amplify_gain)
+                                  settings.amplify_gain, settings.amplify_clamp, settings.zoom_resample)
     if boosted:
         bdir = out / "boosted" / f"c{ci:02d}"
         bdir.mkdir(parents=True, exist_ok=True)

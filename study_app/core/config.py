@@ -88,8 +88,16 @@ class TripletSettings:
     same_max_step: int = 0  # same-codec pairs at most this many levels apart (0 = all pairs, as BTC)
     cross_max_step: int = 1  # cross-codec pairs at most this many levels apart
     zoom: int = 2  # integer zoom factor of the zoom boost (nearest neighbour)
-    flicker_period_ms: int = 100  # each image of a flickering pair is shown this long
+    flicker_period_ms: int = 100  # each image of a flickering pair is shown this long (AIC-3: 100 ms, 10 Hz)
     amplify_gain: float = 2.0  # artefact amplification: ref + gain * (test - ref)
+    amplify_clamp: str = "reduce"  # reduce: gain lowered per pixel to avoid clamping (Men 2021 / AIC-3); clip
+    zoom_resample: str = "nearest"  # nearest: browser x zoom, pixel-exact; lanczos: AIC-3's x2 Lanczos files
+    timing: str = "free"  # free | aic3 (BTC shown btc_show_ms then blanked; PTC toggle rules)
+    btc_show_ms: int = 8000  # aic3 timing: a boosted triplet is shown this long (AIC-3: 8 s) ...
+    btc_blank_ms: int = 3000  # ... then blanked this long (AIC-3: 3 s); answers accepted throughout
+    ptc_window_ms: int = 30000  # aic3 timing: a plain triplet's answer window (AIC-3 PTC: 30 s)
+    ptc_min_toggles: int = 1  # aic3 timing: toggles required before a plain triplet is answered (AIC-3: 1)
+    ptc_toggle_min_ms: int = 500  # aic3 timing: shortest time between toggles (AIC-3 PTC: at most 2 Hz)
     contents: dict = field(default_factory=dict)  # content -> TripletContent (levels, boosted files, traps)
 
     @property
@@ -237,6 +245,7 @@ def load_config(study_dir: str | Path) -> StudyConfig:
             from .triplets import TripletContent
 
             t = dict(d["triplet"])
+            t.setdefault("amplify_clamp", "clip")  # studies built before the option clipped
             t["contents"] = {str(k): TripletContent(**v) for k, v in (t.get("contents") or {}).items()}
             d["triplet"] = TripletSettings(**t)
         for k in ("stated_minutes", "mturk_submit_hosts"):
@@ -288,6 +297,14 @@ def _check(cfg: StudyConfig, p: Path) -> None:
             v = getattr(t, k)
             if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= (8 if k == "zoom" else 5000):
                 raise InputError(f"{p}: field 'triplet.{k}': got {show(v, 40)!r}")
+        from .triplets import check_options
+
+        try:
+            check_options(t)
+        except InputError as e:
+            raise InputError(f"{p}: field 'triplet': {e}") from None
+        if t.timing == "aic3" and t.ptc_min_toggles > 0 and not cfg.toggle:
+            raise InputError(f"{p}: field 'triplet.timing': aic3 requires toggles (field 'toggle' is false)")
         for g in cfg.groups:
             if g.content not in t.contents:
                 raise InputError(f"{p}: field 'triplet.contents' has no entry for content {show(g.content, 60)!r}")

@@ -18,7 +18,8 @@ right (the original is ``reference``), ``winner`` the image **closer to** the re
 "not sure"), ``boost`` ``plain`` or the boosts (``zoom,flicker,amplify``), ``batch`` the participant,
 ``is_trap``/``is_bias`` 0/1 (trap and bias triplets are always included: the JND fit screens with
 them) -- then ``answer`` (the participant's own answer: the side judged **more** distorted, ``left``,
-``right`` or ``notsure``, AIC-3's ``response``), ``response_time_ms,timestamp`` and the per-trial log.
+``right`` or ``notsure``, AIC-3's ``response``), ``response_time_ms,timestamp`` and the per-trial log,
+ending with ``blanked,late`` (study.yaml ``triplet.timing: aic3``; empty otherwise).
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ from .store import SqlStore, open_store
 COLUMNS = ("participant", "content", "condition_a", "condition_b", "winner", "group", "response_time_ms", "timestamp",
            "server_time_ms", "window_w", "window_h", "screen_w", "screen_h", "dpr", "reloads", "toggles")
 CLIENT_FIELDS = ("window_w", "window_h", "screen_w", "screen_h", "dpr", "reloads", "toggles")
+# triplet per-trial log after the shared fields: blanked (1: answered while a boosted triplet was blanked)
+# and late (1: answered after the AIC-3 answer window); empty without AIC-3 timing
+TRIPLET_CLIENT_FIELDS = (*CLIENT_FIELDS, "blanked", "late")
 TRIPLET_COLUMNS = ("participant", "content", "condition_a", "condition_b", "winner", "boost", "batch", "is_trap",
-                   "is_bias", "answer", "response_time_ms", "timestamp", "server_time_ms", *CLIENT_FIELDS)
+                   "is_bias", "answer", "response_time_ms", "timestamp", "server_time_ms", *TRIPLET_CLIENT_FIELDS)
 
 
 def iso(ts: float) -> str:
@@ -89,7 +93,7 @@ def triplet_rows(store: SqlStore, study_id: str, qc: QualityControl | None = Non
             "response_time_ms": "" if r["response_time_ms"] is None else int(r["response_time_ms"]),
             "timestamp": iso(r["timestamp"]),
             "server_time_ms": "" if r.get("server_time_ms") is None else round(float(r["server_time_ms"]), 1),
-            **{k: _client_value(client, k) for k in CLIENT_FIELDS},
+            **{k: _client_value(client, k) for k in TRIPLET_CLIENT_FIELDS},
         })
     return out
 

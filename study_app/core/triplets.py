@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from lossarena.data.schemas import REFERENCE
+from PIL import Image
 
 from lossarena.errors import InputError
 from lossarena.registry import Registry
@@ -83,8 +84,45 @@ def boost_label(boosts: Sequence[str]) -> str:
 # stimulus transforms
 
 
-def amplify(ref: np.ndarray, test: np.ndarray, gain: float) -> np.ndarray:
-    """Artefact amplification: ``clip(round(ref + gain * (test - ref)), 0, 255)`` per channel.
+AMPLIFY_CLAMPS = ("reduce", "clip")
+ZOOM_RESAMPLES = ("nearest", "lanczos")
+TIMINGS = ("free", "aic3")
+
+
+def amplify_alpha(ref: np.ndarray, test: np.ndarray, gain: float) -> np.ndarray:
+    """The amplification factor of every pixel: ``min(gain, alpha_max)``, where ``alpha_max`` is the
+    largest factor for which ``ref + alpha * (test - ref)`` stays in [0, 255] in **all three
+    channels** of the pixel (one factor per pixel, so the direction of the colour difference, i.e.
+    its hue, is kept). ``alpha_max`` >= 1 always (``test`` itself is in range).
+
+    Parameters
+    ----------
+    ref, test : numpy.ndarray
+        uint8 (H, W, 3), sRGB code values.
+    gain : float
+        The wanted factor (>= 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (H, W): the factor used per pixel, in [1, gain].
+    """
+    r = ref.astype(np.float64)
+    d = test.astype(np.float64) - r
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(d > 0, (255.0 - r) / d, np.where(d < 0, r / -d, np.inf))
+    return np.minimum(float(gain), room.min(axis=2))
+
+
+def amplify(ref: np.ndarray, test: np.ndarray, gain: float, clamp: str = "reduce") -> np.ndarray:
+    """Artefact amplification ``v' = v + alpha (v_hat - v)`` relative to the reference ``v``.
+
+    ``clamp="reduce"`` (default; Men et al. 2021, Algorithm 1, as used by JPEG AIC-3's BTC): the
+    factor is reduced per pixel to the largest value that avoids clamping,
+    ``alpha = min(gain, alpha_max(pixel))`` with ``alpha_max`` taken over the pixel's three channels
+    (:func:`amplify_alpha`), so no channel is clipped and the pixel's difference keeps its direction;
+    then rounded to the nearest code value. ``clamp="clip"``: ``clip(round(ref + gain * (test - ref)),
+    0, 255)`` per channel (clipping changes the hue of a pixel whose channels clip differently).
 
     Parameters
     ----------
@@ -92,25 +130,41 @@ def amplify(ref: np.ndarray, test: np.ndarray, gain: float) -> np.ndarray:
         uint8 images of the same shape (H, W, 3), sRGB code values.
     gain : float
         Amplification factor (>= 1); 1 returns ``test`` unchanged.
+    clamp : {"reduce", "clip"}
+        How values beyond [0, 255] are avoided.
 
     Returns
     -------
     numpy.ndarray
-        uint8 (H, W, 3): the test image with its difference from the reference multiplied by ``gain``.
+        uint8 (H, W, 3): the test image with its difference from the reference multiplied by the
+        factor.
 
     Raises
     ------
     ValueError
-        Shapes or dtypes differ, or ``gain`` < 1.
+        Shapes or dtypes differ, ``gain`` < 1, or an unknown ``clamp``.
     """
-    if ref.shape != test.shape or ref.dtype != np.uint8 or test.dtype != np.uint8:
-        raise ValueError(f"expected two uint8 images of one shape, got {ref.dtype}{ref.shape} and "
+    if ref.shape != test.shape or ref.dtype != np.uint8 or test.dtype != np.uint8 or ref.ndim != 3 \
+            or ref.shape[2] != 3:
+        raise ValueError(f"expected two uint8 images of one shape (H, W, 3), got {ref.dtype}{ref.shape} and "
                          f"{test.dtype}{test.shape}")
     if not gain >= 1:
         raise ValueError(f"expected gain >= 1, got {gain}")
+    if clamp not in AMPLIFY_CLAMPS:
+        raise ValueError(f"expected clamp in {AMPLIFY_CLAMPS}, got {clamp!r}")
     r = ref.astype(np.float64)
-    out = np.rint(r + gain * (test.astype(np.float64) - r))
-    return np.clip(out, 0, 255).astype(np.uint8)
+    d = test.astype(np.float64) - r
+    alpha = amplify_alpha(ref, test, gain)[..., None] if clamp == "reduce" else float(gain)
+    out = np.rint(r + alpha * d)
+    return np.clip(out, 0, 255).astype(np.uint8)  # a no-op for "reduce" (kept for float round-off)
+
+
+def zoom_lanczos(img: np.ndarray, factor: int) -> np.ndarray:
+    """Enlarge a uint8 (h, w, 3) crop ``factor`` times with PIL's Lanczos filter (``Image.LANCZOS``;
+    JPEG AIC-3's BTC zoom: a half-size crop upscaled x2 by Lanczos) -> uint8 (h*factor, w*factor, 3)."""
+    h, w = img.shape[:2]
+    out = Image.fromarray(np.ascontiguousarray(img)).resize((w * factor, h * factor), Image.LANCZOS)
+    return np.asarray(out.convert("RGB"))
 
 
 def choose_region(energy: np.ndarray, size: tuple[int, int], steps: int = 8) -> tuple[int, int]:
@@ -156,8 +210,8 @@ class TripletContent:
 
 
 def build_content(ref: np.ndarray, tests: dict[str, np.ndarray], codecs: dict[str, str],
-                  bpps: dict[str, float], boosts: Sequence[str], zoom: int, gain: float) -> tuple[
-                      TripletContent, dict[str, np.ndarray]]:
+                  bpps: dict[str, float], boosts: Sequence[str], zoom: int, gain: float,
+                  clamp: str = "reduce", resample: str = "nearest") -> tuple[TripletContent, dict[str, np.ndarray]]:
     """Levels, traps, zoom region and boosted pixels of one content.
 
     Parameters
@@ -175,6 +229,12 @@ def build_content(ref: np.ndarray, tests: dict[str, np.ndarray], codecs: dict[st
         Integer zoom factor (used when ``"zoom"`` in ``boosts``): the region is ``crop / zoom``.
     gain : float
         Amplification gain (used when ``"amplify"`` in ``boosts``).
+    clamp : {"reduce", "clip"}
+        How amplification avoids values beyond [0, 255] (:func:`amplify`).
+    resample : {"nearest", "lanczos"}
+        ``nearest``: the boosted files are the zoom region itself (the browser enlarges it by
+        ``zoom``, nearest neighbour); ``lanczos``: the region enlarged ``zoom`` times by Lanczos at
+        build time (:func:`zoom_lanczos`), drawn 1:1.
 
     Returns
     -------
@@ -200,7 +260,7 @@ def build_content(ref: np.ndarray, tests: dict[str, np.ndarray], codecs: dict[st
     if boosts:
         imgs = {REFERENCE: ref, **tests}
         if "amplify" in boosts:
-            imgs = {c: (a if c == REFERENCE else amplify(ref, a, gain)) for c, a in imgs.items()}
+            imgs = {c: (a if c == REFERENCE else amplify(ref, a, gain, clamp)) for c, a in imgs.items()}
         if "zoom" in boosts and zoom > 1:
             h, w = ref.shape[:2]
             rw, rh = max(1, w // zoom), max(1, h // zoom)
@@ -208,6 +268,8 @@ def build_content(ref: np.ndarray, tests: dict[str, np.ndarray], codecs: dict[st
             x, y = choose_region(np.asarray(energy), (rw, rh))
             tc.zoom_region = [x, y, rw, rh]
             imgs = {c: np.ascontiguousarray(a[y:y + rh, x:x + rw]) for c, a in imgs.items()}
+            if resample == "lanczos":
+                imgs = {c: zoom_lanczos(a, zoom) for c, a in imgs.items()}
         boosted = imgs
     return tc, boosted
 
@@ -338,14 +400,50 @@ def get_triplet_sampler(name: str, **kw) -> TripletSampler:
 
 
 def presentation(settings, label: str) -> dict:
-    """How the browser presents a triplet of presentation ``label`` (``plain`` or the boosts):
-    ``zoom`` (integer factor; the boosted files already are the zoom region, drawn at ``zoom`` x the
-    study scale, nearest neighbour) and ``flicker_ms`` (0: no flicker; else each test image alternates
-    in place with the reference, each shown this long)."""
+    """How the browser presents a triplet of presentation ``label`` (``plain`` or the boosts).
+
+    ``zoom``: the integer factor the browser enlarges the files by (nearest neighbour; the boosted
+    files already are the zoom region; 1 when ``zoom_resample`` is ``lanczos``: the files were
+    enlarged at build time and are drawn 1:1), ``zoom_resample``, ``flicker_ms`` (0: no flicker;
+    else each test image alternates in place with the reference, each shown this long). With
+    ``timing: aic3`` (docs/study.md, "Triplet design"), a boosted triplet also gets ``show_ms`` and
+    ``blank_ms`` (shown, then blanked; answers accepted throughout), a plain one ``window_ms``,
+    ``min_toggles`` (answers before that many toggles are refused) and ``toggle_min_ms`` (the
+    shortest time between two toggles)."""
     boosted = label != PLAIN
-    return {"boost": label,
-            "zoom": int(settings.zoom) if boosted and "zoom" in settings.boosts else 1,
-            "flicker_ms": int(settings.flicker_period_ms) if boosted and "flicker" in settings.boosts else 0}
+    zoomed = boosted and "zoom" in settings.boosts
+    resample = getattr(settings, "zoom_resample", "nearest")
+    out = {"boost": label,
+           "zoom": int(settings.zoom) if zoomed and resample == "nearest" else 1,
+           "zoom_resample": resample if zoomed else "",
+           "flicker_ms": int(settings.flicker_period_ms) if boosted and "flicker" in settings.boosts else 0}
+    if getattr(settings, "timing", "free") == "aic3":
+        if boosted:
+            out.update(show_ms=int(settings.btc_show_ms), blank_ms=int(settings.btc_blank_ms))
+        else:
+            out.update(window_ms=int(settings.ptc_window_ms), min_toggles=int(settings.ptc_min_toggles),
+                       toggle_min_ms=int(settings.ptc_toggle_min_ms))
+    return out
+
+
+def check_options(settings) -> None:
+    """The presentation options of a :class:`~lossarena.study_app.core.config.TripletSettings`
+    (:class:`InputError` naming the option): ``amplify_clamp``, ``zoom_resample``, ``timing`` and
+    the AIC-3 timing values (integers, milliseconds)."""
+    for flag, v, allowed in (("--amplify-clamp", settings.amplify_clamp, AMPLIFY_CLAMPS),
+                             ("--zoom-resample", settings.zoom_resample, ZOOM_RESAMPLES),
+                             ("--timing", settings.timing, TIMINGS)):
+        if v not in allowed:
+            raise InputError(f"{flag} {str(v)[:40]!r}: expected one of {', '.join(allowed)}")
+    for name, lo, hi in TIMING_LIMITS:
+        v = getattr(settings, name)
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise InputError(f"triplet.{name} {str(v)[:40]!r}: expected an integer {lo}-{hi}")
+
+
+# the AIC-3 timing values and their allowed ranges (ms; toggles)
+TIMING_LIMITS = (("btc_show_ms", 100, 600_000), ("btc_blank_ms", 0, 600_000), ("ptc_window_ms", 100, 3_600_000),
+                 ("ptc_min_toggles", 0, 100), ("ptc_toggle_min_ms", 0, 10_000))
 
 
 def check_rates(trap_rate: float, bias_rate: float, plain_fraction: float, cross_fraction: float) -> None:

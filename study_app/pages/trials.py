@@ -15,7 +15,7 @@ from lossarena.study_app.core import triplets as T
 from lossarena.errors import InputError
 
 log = logging.getLogger("lossarena.study_app")
-CLIENT_NUM = ("window_w", "window_h", "screen_w", "screen_h", "dpr", "reloads", "toggles")
+CLIENT_NUM = ("window_w", "window_h", "screen_w", "screen_h", "dpr", "reloads", "toggles", "blanked", "late")
 
 rt, pid = ui.require_participant()
 if not st.session_state.get(K.TRIALS_SEEN):

@@ -21,6 +21,7 @@ from lossarena.study_app.core.triplets import (
     KIND_BIAS,
     KIND_TRAP,
     amplify,
+    amplify_alpha,
     parse_boosts,
     participant_plan,
 )
@@ -52,14 +53,41 @@ def _load(p):
 def test_amplify_formula():
     ref = np.array([[[100, 250, 3]]], dtype=np.uint8)
     test = np.array([[[110, 254, 0]]], dtype=np.uint8)
-    assert amplify(ref, test, 2.0).tolist() == [[[120, 255, 0]]]  # 100+2*10, clipped 258, clipped -3
-    assert amplify(ref, test, 1.0).tolist() == test.tolist()
-    assert amplify(ref, test, 3.0).tolist() == [[[130, 255, 0]]]
+    assert amplify(ref, test, 2.0, "clip").tolist() == [[[120, 255, 0]]]  # 100+2*10, clipped 258, clipped -3
+    assert amplify(ref, test, 1.0, "clip").tolist() == test.tolist()
+    assert amplify(ref, test, 3.0, "clip").tolist() == [[[130, 255, 0]]]
     assert amplify(ref, ref, 4.0).tolist() == ref.tolist()  # the reference is its own amplification
+    # reduce (default): blue is already at 0 (3 -> 0), so this pixel cannot be amplified at all
+    assert amplify(ref, test, 2.0).tolist() == test.tolist()
     with pytest.raises(ValueError, match="expected"):
         amplify(ref, test[..., :2], 2.0)
     with pytest.raises(ValueError, match="gain"):
         amplify(ref, test, 0.5)
+    with pytest.raises(ValueError, match="clamp"):
+        amplify(ref, test, 2.0, "wrap")
+
+
+def test_amplify_reduces_alpha_per_pixel_instead_of_clipping():
+    # pixel 1: d = (8, 20, -8); room per channel (255-100)/8 = 19.375, (255-200)/20 = 2.75, 60/8 = 7.5
+    #   -> alpha_max 2.75; gain 3 -> alpha 2.75: (100+22, 200+55, 60-22) = (122, 255, 38); plain clipping
+    #   would give (124, 255 [260 clipped], 36): green clipped, red and blue amplified 3x -> a hue shift
+    # pixel 2: d = (2, -2, 0), room 122.5 / 5 / inf -> alpha 3 as asked: (16, 4, 10) either way
+    ref = np.array([[[100, 200, 60], [10, 10, 10]]], dtype=np.uint8)
+    test = np.array([[[108, 220, 52], [12, 8, 10]]], dtype=np.uint8)
+    assert amplify_alpha(ref, test, 3.0).tolist() == [[2.75, 3.0]]
+    assert amplify(ref, test, 3.0).tolist() == [[[122, 255, 38], [16, 4, 10]]]
+    assert amplify(ref, test, 3.0, "clip").tolist() == [[[124, 255, 36], [16, 4, 10]]]
+    # the amplified difference keeps its direction: out - ref = 2.75 * (test - ref) exactly
+    assert (amplify(ref, test, 3.0)[0, 0].astype(int) - ref[0, 0]).tolist() == [22, 55, -22]
+    # never clips: on random images every reduced pixel lies on the segment ref -> ref + gain * d
+    rng = np.random.default_rng(0)
+    r = rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    t = np.clip(r.astype(int) + rng.integers(-40, 41, r.shape), 0, 255).astype(np.uint8)
+    a = amplify_alpha(r, t, 2.0)
+    assert a.min() >= 1.0 and a.max() == 2.0 and (a < 2.0).any()
+    out = r + a[..., None] * (t.astype(float) - r)
+    assert out.min() >= -1e-9 and out.max() <= 255 + 1e-9  # float round-off only
+    assert np.array_equal(amplify(r, t, 2.0), np.rint(out).astype(np.uint8))
 
 
 def test_boost_names_and_did_you_mean():
@@ -107,6 +135,34 @@ def test_build_writes_boosted_stimuli(make_study):
     assert again.triplet.contents[cfg.groups[0].content].levels == t.contents[cfg.groups[0].content].levels
 
 
+def test_lanczos_zoom_files_and_presentation(make_study):
+    from lossarena.study_app.core.triplets import presentation
+
+    cfg = _triplet_study(make_study, zoom=2, amplify_gain=2.0, zoom_resample="lanczos", timing="aic3")
+    t = cfg.triplet
+    for g in cfg.groups:
+        info = t.contents[g.content]
+        x, y, w, h = info.zoom_region
+        ref = _load(cfg.dir / g.conditions[REFERENCE])
+        for c, rel in g.conditions.items():
+            src = ref if c == REFERENCE else amplify(ref, _load(cfg.dir / rel), 2.0)
+            want = Image.fromarray(np.ascontiguousarray(src[y:y + h, x:x + w])).resize((2 * w, 2 * h), Image.LANCZOS)
+            got = _load(cfg.dir / info.boosted[c])
+            assert got.shape == (2 * h, 2 * w, 3) and np.array_equal(got, np.asarray(want)), c
+        # Lanczos, not nearest neighbour: the file is not the region repeated 2 x 2
+        assert not np.array_equal(_load(cfg.dir / info.boosted[REFERENCE]),
+                                  ref[y:y + h, x:x + w].repeat(2, 0).repeat(2, 1))
+    boosted = presentation(t, t.label)
+    assert boosted == {"boost": t.label, "zoom": 1, "zoom_resample": "lanczos", "flicker_ms": 100,
+                       "show_ms": 8000, "blank_ms": 3000}
+    assert presentation(t, "plain") == {"boost": "plain", "zoom": 1, "zoom_resample": "", "flicker_ms": 0,
+                                        "window_ms": 30000, "min_toggles": 1, "toggle_min_ms": 500}
+    again = load_config(cfg.dir).triplet
+    assert (again.zoom_resample, again.timing, again.amplify_clamp) == ("lanczos", "aic3", "reduce")
+    t.zoom_resample, t.timing = "nearest", "free"
+    assert presentation(t, t.label) == {"boost": t.label, "zoom": 2, "zoom_resample": "nearest", "flicker_ms": 100}
+
+
 def test_hostile_triplet_config_is_one_line(make_study, tmp_path):
     import shutil
 
@@ -118,7 +174,10 @@ def test_hostile_triplet_config_is_one_line(make_study, tmp_path):
     c0 = cfg.groups[0].content
     for path, value in ((("triplet", "contents", c0, "levels"), 3), (("triplet", "contents", c0, "traps"), ["../x"]),
                         (("triplet", "contents"), "junk"), (("triplet", "zoom"), 99), (("triplet",), 5),
-                        (("design",), "tri"), (("triplet", "contents", c0, "boosted"), {"reference": 1})):
+                        (("design",), "tri"), (("triplet", "contents", c0, "boosted"), {"reference": 1}),
+                        (("triplet", "timing"), "aic4"), (("triplet", "zoom_resample"), ["x"]),
+                        (("triplet", "amplify_clamp"), None), (("triplet", "btc_show_ms"), -1),
+                        (("triplet", "ptc_toggle_min_ms"), "500"), (("toggle",), False)):
         d = tmp_path / f"s{abs(hash(path)) % 10**6}"
         shutil.copytree(cfg.dir, d)
         y = yaml.safe_load((d / "study.yaml").read_text())
@@ -126,6 +185,8 @@ def test_hostile_triplet_config_is_one_line(make_study, tmp_path):
         for k in path[:-1]:
             node = node[k]
         node[path[-1]] = value
+        if path == ("toggle",):
+            y["triplet"]["timing"] = "aic3"  # aic3 timing needs toggles for the plain triplets
         (d / "study.yaml").write_text(yaml.safe_dump(y))
         with pytest.raises(InputError, match="study.yaml"):
             load_config(d)
@@ -248,12 +309,16 @@ def test_cli_build_and_bad_input(stimuli_dir, tmp_path, capsys):
                        "--trials", "20", "--boost", "zoom,amplify", "--plain-fraction", "0.3"]) == 0
     text = capsys.readouterr().out
     assert "triplet design" in text and "plain 0.3" in text and "(zoom,amplify)" in text
+    assert "gain 2 (reduce), zoom resampling nearest, timing free" in text
     assert load_config(out).triplet.boosts == ["zoom", "amplify"]
     cases = [(["--design", "tripplet"], "did you mean 'triplet'"),
              (["--design", "triplet", "--boost", "flikcer"], "did you mean 'flicker'"),
              (["--design", "triplet", "--crop", "600x600"], "three crops do not fit"),
              (["--design", "triplet", "--plain-fraction", "1.5"], "--plain-fraction 1.5"),
              (["--design", "triplet", "--zoom", "0"], "--zoom 0"),
+             (["--design", "triplet", "--timing", "aic"], "--timing 'aic'"),
+             (["--design", "triplet", "--zoom-resample", "bicubic"], "--zoom-resample 'bicubic'"),
+             (["--design", "triplet", "--amplify-clamp", "wrap"], "--amplify-clamp 'wrap'"),
              (["--design", "triplet", "--sampler", "aic"], "did you mean 'aic3'")]
     assert study_main(["plan", str(out)]) == 2 and "pairwise design only" in capsys.readouterr().err
     for extra, msg in cases:
