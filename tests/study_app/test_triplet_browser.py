@@ -8,7 +8,11 @@ against `lossarena study serve`'s command line:
   file repeated zoom x zoom);
 * the flicker rate measured in the page (visibility of the left test image sampled at every
   animation frame for 1.5 s, timed with performance.now) matches the study's flicker period;
-* the answer buttons and keys record votes ("left differs more" -> the right image is the winner).
+* the answer buttons and keys record votes ("left differs more" -> the right image is the winner);
+* the AIC-3 options (a second study, short timings set in its config): Lanczos zoom files drawn 1:1
+  (pixels hashed = the file), a boosted triplet blanked after its showing time (measured in the page)
+  and answerable while blanked, a plain triplet refusing answers before one toggle, toggles limited
+  in rate, and answers after the window logged as late.
 """
 
 from __future__ import annotations
@@ -65,22 +69,39 @@ FLICKER_JS = """(ms) => new Promise((resolve) => {
 
 @pytest.fixture(scope="module")
 def served3(tmp_path_factory):
+    from lossarena.study_app.core.config import TripletSettings
+
+    yield from _serve(tmp_path_factory, "triplet_browser",
+                      TripletSettings(plain_fraction=0.3, trap_rate=0.0, bias_rate=0.0, zoom=2, flicker_period_ms=100))
+
+
+# AIC-3 timing with short times, so the test stays fast (AIC-3 itself: 8 s + 3 s; 30 s; 500 ms)
+AIC3_SHORT = dict(btc_show_ms=700, btc_blank_ms=1500, ptc_window_ms=1500, ptc_min_toggles=1, ptc_toggle_min_ms=500)
+
+
+@pytest.fixture(scope="module")
+def served_aic3(tmp_path_factory):
+    from lossarena.study_app.core.config import TripletSettings
+
+    yield from _serve(tmp_path_factory, "triplet_aic3",
+                      TripletSettings(plain_fraction=0.5, trap_rate=0.0, bias_rate=0.0, zoom=2, flicker_period_ms=100,
+                                      zoom_resample="lanczos", timing="aic3", **AIC3_SHORT))
+
+
+def _serve(tmp_path_factory, name, settings):
     require_service(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         require_service(False, "the playwright Python package is not installed")
     from lossarena.study_app.core.build import build_study
-    from lossarena.study_app.core.config import TripletSettings
     from lossarena.study_app.core.stimuli import make_synthetic_stimuli
     from lossarena.study_app.serve import start_server, stop_server
 
-    base = tmp_path_factory.mktemp("triplet_browser")
+    base = tmp_path_factory.mktemp(name)
     make_synthetic_stimuli(base / "stim", contents=2, target_bpps=(0.3, 0.8), max_side=480)
     cfg = build_study(base / "stim", base / "study", crop=(400, 300), sessions=1, trials_per_participant=10,
-                      n_practice=1, progress=False, design="triplet",
-                      triplet=TripletSettings(plain_fraction=0.3, trap_rate=0.0, bias_rate=0.0, zoom=2,
-                                              flicker_period_ms=100))
+                      n_practice=1, progress=False, design="triplet", triplet=settings)
     db = f"sqlite:///{base / 'votes.sqlite'}"
     port = _free_port()
     log = open(base / "server.log", "w")
@@ -267,5 +288,67 @@ def test_triplet_buttons_record_votes(served3):
         v = votes[-1]
         assert v["seq"] == t.seq and v["client"]["answer"] == want
         assert v["winner"] == {"left": t.right, "right": t.left, "notsure": "tie"}[want]
+    rt.store.dispose()
+    ctx.close()
+
+
+def test_triplet_aic3_lanczos_blank_and_toggle_rules(served_aic3):
+    from playwright.sync_api import expect
+
+    s = served_aic3
+    cfg = s["cfg"]
+    assert cfg.triplet.zoom_resample == "lanczos" and cfg.triplet.timing == "aic3"
+    rt = _rt(s)
+    pid = "TRIAIC3"
+    ctx, page = _to_trials(s, rt, pid, 1.0)
+    seen_plain = seen_boost = False
+    n = 0
+    while rt.stage(pid) == "trials" and not (seen_plain and seen_boost):
+        t = rt.upcoming_pairs(pid, 1)[0]
+        boosted = t.boost != "plain"
+        if boosted:
+            assert Image.open(cfg.dir / t.pivot_path).size == (400, 300)  # the 200 x 150 region, Lanczos x 2
+        _check_triplet(page, cfg, t, 1)  # drawn 1:1: the Lanczos file itself (hashed), or the plain one
+        f = comp_frame(page)
+        if boosted and not seen_boost:
+            seen_boost = True
+            f.wait_for_function("() => window.__la.timing && window.__la.timing.blanked !== null", timeout=T)
+            tm = f.evaluate("() => window.__la.timing")
+            shown_for = tm["blanked"] - tm["shown"]
+            print(f"boosted triplet blanked after {shown_for:.0f} ms (want {AIC3_SHORT['btc_show_ms']} ms)")
+            assert AIC3_SHORT["btc_show_ms"] - 5 <= shown_for <= AIC3_SHORT["btc_show_ms"] + 300, tm
+            vis = f.evaluate("""() => ["stimulus-left", "stimulus-reference", "stimulus-right",
+                "flicker-reference-left"].map((id) => getComputedStyle(
+                document.querySelector('[data-testid="' + id + '"]')).visibility)""")
+            assert vis == ["hidden"] * 4, vis  # blanked, flicker stopped
+            votes = _answer_and_wait(page, rt, cfg, pid, "ArrowLeft", n)  # answered while blanked
+            c = votes[-1]["client"]
+            assert c["blanked"] == 1 and c["answer"] == "left", c
+            assert c["late"] == 0 or votes[-1]["response_time_ms"] >= 2200 - 50, (c, votes[-1])
+        elif not boosted and not seen_plain:
+            seen_plain = True
+            page.keyboard.press("ArrowRight")  # before any toggle: refused, visibly
+            expect(frame(page).get_by_test_id("pair-status")).to_contain_text("at least once")
+            page.wait_for_timeout(300)
+            assert len(rt.store.participant_votes(cfg.study_id, pid)) == n
+            assert f.evaluate("() => window.__la.refused_toggle") == 1
+            for _ in range(3):  # three presses within ~100 ms: one toggle (at most one per 500 ms)
+                page.keyboard.press("t")
+            assert f.evaluate("() => [window.__la.toggles, window.__la.toggle_limited]") == [1, 2]
+            vis = f.evaluate("""() => ["stimulus-left", "flicker-reference-left"].map((id) => getComputedStyle(
+                document.querySelector('[data-testid="' + id + '"]')).visibility)""")
+            assert vis == ["hidden", "visible"], vis  # the reference shown in place
+            f.wait_for_function("() => window.__la.timing && window.__la.timing.over !== null", timeout=T)
+            tm = f.evaluate("() => window.__la.timing")
+            assert AIC3_SHORT["ptc_window_ms"] - 5 <= tm["over"] - tm["shown"] <= AIC3_SHORT["ptc_window_ms"] + 300
+            votes = _answer_and_wait(page, rt, cfg, pid, "ArrowRight", n)  # after the window: taken, late
+            c = votes[-1]["client"]
+            assert (c["late"], c["blanked"], c["toggles"], c["answer"]) == (1, 0, 1, "right"), c
+        else:
+            page.keyboard.press("t")
+            votes = _answer_and_wait(page, rt, cfg, pid, "n", n)
+        n += 1
+        assert len(votes) == n
+    assert seen_plain and seen_boost
     rt.store.dispose()
     ctx.close()
