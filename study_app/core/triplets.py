@@ -6,9 +6,11 @@ quality assessment for high-fidelity compressed images", DCC 2025 (arXiv:2410.09
 al., arXiv:2504.06301; Men et al., "Subjective image quality assessment with boosted triplet
 comparisons", IEEE Access 2021. What each parameter below rests on is in docs/study.md ("Triplet
 design"): the sampling shares were measured on the AIC-3 JPEG AI responses shipped in
-``../shared/data/pairwise/jpeg_aic3``; the boosting parameters (zoom factor, flicker period,
-amplification gain) could not be read in those papers' method sections here, so they are documented
-options with stated defaults.
+``../shared/data/pairwise/jpeg_aic3``; the boosting and timing parameters (zoom x2 by Lanczos,
+flicker 100 ms per phase, amplification x2 with the factor reduced per pixel to avoid clamping, BTC
+shown 8 s then blanked 3 s, PTC toggle rules) are AIC-3's as quoted, second-hand, by the
+``imazen/zensim`` literature review; the defaults differ where the issue asks otherwise (nearest-
+neighbour zoom, pixel-exact) or where a rule should be chosen knowingly (timing ``free``).
 
 This module holds what is specific to the design and independent of Streamlit:
 
@@ -51,11 +53,11 @@ class Boost:
 
 
 BOOSTS: Registry[Boost] = Registry("boost")
-BOOSTS.add("zoom", Boost("zoom", "a region of every image enlarged by an integer factor, nearest neighbour"),
+BOOSTS.add("zoom", Boost("zoom", "a region of every image enlarged by an integer factor (nearest or Lanczos)"),
            aliases=("zooming",))
 BOOSTS.add("flicker", Boost("flicker", "each test image alternates in place with the reference"),
            aliases=("flickering",))
-BOOSTS.add("amplify", Boost("amplify", "artefact amplification: ref + gain * (test - ref), at build time"),
+BOOSTS.add("amplify", Boost("amplify", "artefact amplification: ref + alpha * (test - ref), at build time"),
            aliases=("amplification", "artefact-amplification", "artifact-amplification"))
 BOOST_ORDER = ("zoom", "flicker", "amplify")
 
