@@ -42,6 +42,7 @@ from .config import (
     load_config,
 )
 from .manifest import REFERENCE, read_manifest
+from .triplets import choose_region
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +68,8 @@ def _slug(s: str) -> str:
 
 def choose_window(img: np.ndarray, size: tuple[int, int], steps: int = 8) -> tuple[int, int]:
     """Top-left (x, y) of the ``size`` = (w, h) window with the largest gradient energy."""
-    h, w = img.shape[:2]
-    cw, ch = size
-    if cw >= w and ch >= h:
-        return 0, 0
-    g = img.astype(np.float64).mean(axis=2)
-    gy, gx = np.gradient(g)
-    e = np.hypot(gx, gy)
-    ii = np.pad(e.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    xs = np.unique(np.linspace(0, w - cw, steps).round().astype(int))
-    ys = np.unique(np.linspace(0, h - ch, steps).round().astype(int))
-    best, best_xy = -1.0, (int(xs[len(xs) // 2]), int(ys[len(ys) // 2]))
-    for y in ys:
-        for x in xs:
-            s = ii[y + ch, x + cw] - ii[y, x + cw] - ii[y + ch, x] + ii[y, x]
-            if s > best + 1e-9:
-                best, best_xy = s, (int(x), int(y))
-    return best_xy
+    gy, gx = np.gradient(img.astype(np.float64).mean(axis=2))
+    return choose_region(np.hypot(gx, gy), size, steps)
 
 
 def _open_rgb(p: Path) -> np.ndarray:

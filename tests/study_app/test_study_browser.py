@@ -15,6 +15,7 @@ Screenshots of the flow at DPR 1 and 2 go to $LOSSARENA_STUDY_SCREENSHOTS when s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -68,31 +69,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    require_service(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        require_service(False, "the playwright Python package is not installed")
-    from lossarena.study_app.core.build import build_study
-    from lossarena.study_app.core.stimuli import make_synthetic_stimuli
+@contextlib.contextmanager
+def serving(cfg, base: Path, cwd: Path, browser=None):
+    """Serve the built study ``cfg`` (SQLite votes in ``base``, server started in ``cwd``) on a free port,
+    wait until it is healthy and launch Chromium (or reuse ``browser``: Playwright's sync API allows one
+    instance per thread); yields ``(url, db, browser)`` and stops what it started."""
     from lossarena.study_app.serve import start_server, stop_server
+    from playwright.sync_api import expect, sync_playwright
 
-    base = tmp_path_factory.mktemp("browser")
-    make_synthetic_stimuli(base / "stim", contents=2, target_bpps=(0.5,), max_side=700)
-    # 640x480 crops: two fit side by side in a maximised 1920x1080 window, not in a 1280x720 one
-    cfg = build_study(base / "stim", base / "study", crop=(640, 480), sessions=1, trials_per_participant=6,
-                      traps_per_participant=2, n_practice=2, progress=False)
-    hostile = base / "cwd"
-    (hostile / ".streamlit").mkdir(parents=True)
-    (hostile / ".streamlit" / "config.toml").write_text(
-        '[client]\nshowErrorDetails = "full"\n[server]\nenableXsrfProtection = false\nenableCORS = false\n'
-        'enableAgentApi = true\n')
     db = f"sqlite:///{base / 'votes.sqlite'}"
     port = _free_port()
     log = open(base / "server.log", "w")
-    proc = start_server(cfg.dir, db, port=port, stdout=log, stderr=subprocess.STDOUT, cwd=hostile)
+    proc = start_server(cfg.dir, db, port=port, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -104,15 +92,42 @@ def served(tmp_path_factory):
     else:
         stop_server(proc)
         pytest.fail("the study app did not start: " + (base / "server.log").read_text()[-2000:])
-    from playwright.sync_api import expect, sync_playwright
-
     expect.set_options(timeout=T)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    try:
+        if browser is not None:
+            yield url, db, browser
+        else:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+                yield url, db, browser
+                browser.close()
+    finally:
+        stop_server(proc)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    require_service(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        require_service(False, "the playwright Python package is not installed")
+    from lossarena.study_app.core.build import build_study
+    from lossarena.study_app.core.stimuli import make_synthetic_stimuli
+
+    base = tmp_path_factory.mktemp("browser")
+    make_synthetic_stimuli(base / "stim", contents=2, target_bpps=(0.5,), max_side=700)
+    # 640x480 crops: two fit side by side in a maximised 1920x1080 window, not in a 1280x720 one
+    cfg = build_study(base / "stim", base / "study", crop=(640, 480), sessions=1, trials_per_participant=6,
+                      traps_per_participant=2, n_practice=2, progress=False)
+    hostile = base / "cwd"
+    (hostile / ".streamlit").mkdir(parents=True)
+    (hostile / ".streamlit" / "config.toml").write_text(
+        '[client]\nshowErrorDetails = "full"\n[server]\nenableXsrfProtection = false\nenableCORS = false\n'
+        'enableAgentApi = true\n')
+    with serving(cfg, base, cwd=hostile) as (url, db, browser):
         yield {"cfg": cfg, "url": url, "db": db, "browser": browser, "base": base}
-        browser.close()
-    stop_server(proc)
-    log.close()
 
 
 def _rt(s):

@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import require_service
 from PIL import Image
-from test_study_browser import ARGS, CARD_PX, CHROMIUM, COMP, T, _free_port, comp_frame, frame, la_stats
+from test_study_browser import CARD_PX, CHROMIUM, COMP, T, comp_frame, frame, la_stats, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -80,15 +78,16 @@ AIC3_SHORT = dict(btc_show_ms=700, btc_blank_ms=1500, ptc_window_ms=1500, ptc_mi
 
 
 @pytest.fixture(scope="module")
-def served_aic3(tmp_path_factory):
+def served_aic3(tmp_path_factory, served3):
     from lossarena.study_app.core.config import TripletSettings
 
     yield from _serve(tmp_path_factory, "triplet_aic3",
                       TripletSettings(plain_fraction=0.5, trap_rate=0.0, bias_rate=0.0, zoom=2, flicker_period_ms=100,
-                                      zoom_resample="lanczos", timing="aic3", **AIC3_SHORT))
+                                      zoom_resample="lanczos", timing="aic3", **AIC3_SHORT),
+                      browser=served3["browser"])
 
 
-def _serve(tmp_path_factory, name, settings):
+def _serve(tmp_path_factory, name, settings, browser=None):
     require_service(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}")
     try:
         import playwright.sync_api  # noqa: F401
@@ -96,36 +95,13 @@ def _serve(tmp_path_factory, name, settings):
         require_service(False, "the playwright Python package is not installed")
     from lossarena.study_app.core.build import build_study
     from lossarena.study_app.core.stimuli import make_synthetic_stimuli
-    from lossarena.study_app.serve import start_server, stop_server
 
     base = tmp_path_factory.mktemp(name)
     make_synthetic_stimuli(base / "stim", contents=2, target_bpps=(0.3, 0.8), max_side=480)
     cfg = build_study(base / "stim", base / "study", crop=(400, 300), sessions=1, trials_per_participant=10,
                       n_practice=1, progress=False, design="triplet", triplet=settings)
-    db = f"sqlite:///{base / 'votes.sqlite'}"
-    port = _free_port()
-    log = open(base / "server.log", "w")
-    proc = start_server(cfg.dir, db, port=port, stdout=log, stderr=subprocess.STDOUT, cwd=base)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        stop_server(proc)
-        pytest.fail("the study app did not start: " + (base / "server.log").read_text()[-2000:])
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=T)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with serving(cfg, base, cwd=base, browser=browser) as (url, db, browser):
         yield {"cfg": cfg, "url": url, "db": db, "browser": browser}
-        browser.close()
-    stop_server(proc)
-    log.close()
 
 
 def _rt(s):
