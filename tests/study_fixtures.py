@@ -35,3 +35,15 @@ def make_study(stimuli_dir, tmp_path_factory):
         return load_config(_BUILT[key])
 
     return _make
+
+
+def to_trials(rt, pid: str) -> None:
+    """Walk participant ``pid`` through join, consent, a good display check and the practice (answered
+    right) with the runtime ``rt`` — the state in which trials are served."""
+    from lossarena.study_app.core.simulate import GOOD_DISPLAY
+
+    rt.join(pid)
+    rt.consent(pid)
+    rt.submit_display(pid, GOOD_DISPLAY)
+    while (item := rt.practice_item(pid)) is not None:
+        rt.answer_practice(pid, item.index, item.correct_side)

@@ -23,7 +23,7 @@ from lossarena.study_app.core.security import (
     worker_id_from_query,
 )
 from lossarena.study_app.core.session import StudyRuntime
-from lossarena.study_app.core.simulate import GOOD_DISPLAY, run_participant, simulate, true_scores
+from lossarena.study_app.core.simulate import run_participant, simulate, true_scores
 from lossarena.study_app.core.store import normalise_url, open_store
 from PIL import Image
 
@@ -35,14 +35,6 @@ make_study = study_fixtures.make_study
 
 def _runtime(cfg, tmp_path, name="v.sqlite"):
     return StudyRuntime(cfg, open_store(f"sqlite:///{tmp_path / name}"))
-
-
-def _to_trials(rt, pid):
-    rt.join(pid)
-    rt.consent(pid)
-    rt.submit_display(pid, GOOD_DISPLAY)
-    while (item := rt.practice_item(pid)) is not None:
-        rt.answer_practice(pid, item.index, item.correct_side)
 
 
 # ---------------------------------------------------------------- manifest and build
@@ -207,7 +199,7 @@ def test_flow_resume_no_repeats_and_duplicate_votes_impossible(make_study, tmp_p
     assert p["stage"] == "consent"
     with pytest.raises(InputError, match="not finished"):
         rt.completion_code(pid)
-    _to_trials(rt, pid)
+    study_fixtures.to_trials(rt, pid)
     assert rt.participant(pid)["training_correct"] == len(cfg.practice)
     first = rt.current_pair(pid)
     # a "reload": a new runtime on the same store sees the same open pair, not a new one
@@ -240,7 +232,7 @@ def test_flow_resume_no_repeats_and_duplicate_votes_impossible(make_study, tmp_p
 def test_concurrent_tabs_never_duplicate(make_study, tmp_path):
     cfg = make_study(sessions=1, trials_per_participant=6, traps_per_participant=0)
     rt = _runtime(cfg, tmp_path)
-    _to_trials(rt, "W-tabs")
+    study_fixtures.to_trials(rt, "W-tabs")
     results = []
 
     def tab(side):
@@ -428,7 +420,7 @@ def test_secrets_and_database_owner_only_and_env_overrides(make_study, tmp_path,
     assert "secret" not in (cfg.dir / "study.yaml").read_text()
     db = tmp_path / "v.sqlite"
     rt = StudyRuntime.open(cfg.dir, f"sqlite:///{db}")
-    _to_trials(rt, "W-perm")
+    study_fixtures.to_trials(rt, "W-perm")
     rt.store.dispose()
     for f in tmp_path.glob("v.sqlite*"):
         assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f

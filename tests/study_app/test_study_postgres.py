@@ -13,7 +13,7 @@ import pytest
 import study_fixtures
 from lossarena.study_app.core.export import export_votes
 from lossarena.study_app.core.session import StudyRuntime
-from lossarena.study_app.core.simulate import GOOD_DISPLAY, simulate
+from lossarena.study_app.core.simulate import simulate
 from lossarena.study_app.core.store import PostgresStore, open_store
 from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
 
@@ -27,11 +27,7 @@ def test_postgres_flow_and_unique_votes(make_study, pg_url, tmp_path):  # noqa: 
     store = open_store(pg_url)
     assert isinstance(store, PostgresStore) and store.url.startswith("postgresql+psycopg://")
     rt = StudyRuntime(cfg, store)
-    rt.join("PG1")
-    rt.consent("PG1")
-    rt.submit_display("PG1", GOOD_DISPLAY)
-    while (item := rt.practice_item("PG1")) is not None:
-        rt.answer_practice("PG1", item.index, item.correct_side)
+    study_fixtures.to_trials(rt, "PG1")
     rt.finish_training_if_empty("PG1")
     statuses = []
 

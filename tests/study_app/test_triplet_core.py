@@ -15,7 +15,6 @@ from lossarena.study_app.cli import main as study_main
 from lossarena.study_app.core.config import TripletSettings, load_config
 from lossarena.study_app.core.export import TRIPLET_COLUMNS, export_votes
 from lossarena.study_app.core.session import StudyRuntime
-from lossarena.study_app.core.simulate import GOOD_DISPLAY
 from lossarena.study_app.core.store import open_store
 from lossarena.study_app.core.triplets import (
     KIND_BIAS,
@@ -36,14 +35,6 @@ make_study = study_fixtures.make_study
 def _triplet_study(make_study, **kw):
     return make_study(design="triplet", trials_per_participant=kw.pop("trials", 30), n_practice=1,
                       triplet=TripletSettings(**kw))
-
-
-def _to_triplets(rt, pid):
-    rt.join(pid)
-    rt.consent(pid)
-    rt.submit_display(pid, GOOD_DISPLAY)
-    while (item := rt.practice_item(pid)) is not None:
-        rt.answer_practice(pid, item.index, item.correct_side)
 
 
 def _load(p):
@@ -198,7 +189,7 @@ def test_triplets_issued_as_planned(make_study, tmp_path):
     sides = Counter()
     for i in range(4):
         pid = f"P{i}"
-        _to_triplets(rt, pid)
+        study_fixtures.to_trials(rt, pid)
         rows = []
         while (tr := rt.current_pair(pid)) is not None:
             rows.append(tr)
@@ -238,7 +229,7 @@ def test_export_columns_and_flags(make_study, tmp_path):
     cfg = _triplet_study(make_study, trap_rate=0.1, bias_rate=0.1)
     db = f"sqlite:///{tmp_path / 'v.sqlite'}"
     rt = StudyRuntime(cfg, open_store(db))
-    _to_triplets(rt, "E1")
+    study_fixtures.to_trials(rt, "E1")
     n = 0
     while (tr := rt.current_pair("E1")) is not None:
         side = ["left", "right", "tie"][n % 3] if tr.kind != "trap" else ("left" if tr.left != REFERENCE else "right")

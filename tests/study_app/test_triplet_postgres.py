@@ -12,7 +12,6 @@ import study_fixtures
 from lossarena.study_app.core.config import TripletSettings
 from lossarena.study_app.core.export import TRIPLET_COLUMNS, export_votes
 from lossarena.study_app.core.session import StudyRuntime
-from lossarena.study_app.core.simulate import GOOD_DISPLAY
 from lossarena.study_app.core.simulate_triplets import simulate_triplets
 from lossarena.study_app.core.store import PostgresStore, open_store
 from pg_server import pg_server, pg_url  # noqa: F401  (fixtures)
@@ -28,11 +27,7 @@ def test_postgres_triplets(make_study, pg_url, tmp_path):  # noqa: F811
     store = open_store(pg_url)
     assert isinstance(store, PostgresStore)
     rt = StudyRuntime(cfg, store)
-    rt.join("PGT")
-    rt.consent("PGT")
-    rt.submit_display("PGT", GOOD_DISPLAY)
-    while (item := rt.practice_item("PGT")) is not None:
-        rt.answer_practice("PGT", item.index, item.correct_side)
+    study_fixtures.to_trials(rt, "PGT")
     statuses = []
 
     def tab():
