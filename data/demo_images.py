@@ -10,8 +10,11 @@ import numpy as np
 
 from lossarena.paths import shared_data
 
-# scikit-image's bundled colour photographs (in the wheel, no download)
-SKIMAGE_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "hubble_deep_field")
+# Colour images bundled in scikit-image's wheel (no download) that the demo's shipped base was never
+# trained on (its training set is pipeline.demo_base.training_images): (loader, index into a tuple
+# result or None, file stem).
+SKIMAGE_IMAGES = (("stereo_motorcycle", 0, "motorcycle_left"), ("stereo_motorcycle", 1, "motorcycle_right"),
+                  ("immunohistochemistry", None, "immunohistochemistry"))
 
 
 def _skimage_images(out: Path, n: int) -> list[Path]:
@@ -20,16 +23,18 @@ def _skimage_images(out: Path, n: int) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name in SKIMAGE_IMAGES:
+    for loader, index, name in SKIMAGE_IMAGES:
         if len(paths) >= n:
             break
-        fn = getattr(skimage.data, name, None)
+        fn = getattr(skimage.data, loader, None)
         if fn is None:
             continue
         try:
             a = fn()
-        except Exception:  # an image that would need a download (pooch) on this version
+        except (ModuleNotFoundError, OSError, ValueError):  # an image that would need a download (pooch)
             continue
+        if index is not None:
+            a = a[index]
         if a.ndim != 3 or a.shape[2] < 3:
             continue
         a = np.ascontiguousarray(a[..., :3])

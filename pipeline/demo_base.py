@@ -37,13 +37,16 @@ SKIMAGE_GREY = ("camera", "brick", "grass", "gravel", "moon", "coins", "cell")
 MATPLOTLIB_PHOTOS = ("grace_hopper.jpg",)
 
 
-def training_images(out: str | Path) -> list[Path]:
+def training_images(out: str | Path, colour_only: bool = False) -> list[Path]:
     """Write the demo base's training set into ``out`` and return the PNG paths.
 
     Parameters
     ----------
     out : str or Path
         Folder to create / fill.
+    colour_only : bool
+        Only the colour photographs (the second phase of the shipped base's training, see
+        ``assets/demo_base.md``); the grey textures are left out.
 
     Returns
     -------
@@ -74,7 +77,7 @@ def training_images(out: str | Path) -> list[Path]:
             h, w = a.shape[:2]
             a = a[h // 4: 3 * h // 4, w // 4: 3 * w // 4]
         save(name, a)
-    for name in SKIMAGE_GREY:
+    for name in () if colour_only else SKIMAGE_GREY:
         a = getattr(skimage.data, name)()
         if a.dtype != np.uint8:
             a = (a.astype(float) / a.max() * 255).astype(np.uint8)
@@ -193,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lossarena.pipeline.demo_base", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("images").add_argument("out")
+    im = sub.add_parser("images")
+    im.add_argument("out")
+    im.add_argument("--colour-only", action="store_true", help="only the colour photographs (training phase 2)")
     p = sub.add_parser("pack")
     p.add_argument("ckpt")
     p.add_argument("out", nargs="?", default=str(BASE_FILE))
@@ -201,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("out")
     a = ap.parse_args(argv)
     if a.cmd == "images":
-        paths = training_images(a.out)
+        paths = training_images(a.out, colour_only=a.colour_only)
         print(f"{len(paths)} training images -> {a.out}")
     elif a.cmd == "pack":
         print(pack(a.ckpt, a.out))
