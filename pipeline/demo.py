@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -155,7 +156,10 @@ def run(ctx: Ctx) -> Path:
 
 def _quiet_library_warnings() -> None:
     """Library warnings that say nothing to a demo reader (deprecations inside torch/CompressAI,
-    a progress bar reading a loss value); everything else still shows."""
+    a progress bar reading a loss value); everything else still shows. Worker processes (evaluation and
+    matching run in spawned processes) inherit the torch deprecation filter through ``PYTHONWARNINGS``."""
+    jit = "ignore:`torch.jit.script` is deprecated:FutureWarning"
+    os.environ["PYTHONWARNINGS"] = ",".join(w for w in (os.environ.get("PYTHONWARNINGS"), jit) if w)
     for msg in (r".*torch\.jit\.script.*deprecated.*", r"Converting a tensor with requires_grad=True to a scalar.*",
                 r".*TypedStorage is deprecated.*"):
         warnings.filterwarnings("ignore", message=msg)
