@@ -157,7 +157,7 @@ def _evaluate_parallel(ckpts, images, out_csv, *, metrics, device, resume, jobs)
     gpus = torch.cuda.device_count() if str(device).startswith("cuda") or str(device) == "auto" else 0
     parts = [out_csv.with_name(f"{out_csv.stem}.part{k}{out_csv.suffix}") for k in range(n)]
     with cf.ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
-        futs = [pool.submit(_evaluate_worker, None if gpus else 1, [str(c) for c in g], images, parts[k],
+        futs = [pool.submit(_evaluate_worker, None, [str(c) for c in g], images, parts[k],
                             metrics=metrics,
                             device=f"cuda:{k % gpus}" if gpus else ("cpu" if device == "auto" else device),
                             progress=False, resume=resume)

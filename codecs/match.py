@@ -54,8 +54,8 @@ def _match_images(paths, zoo, targets, out, anchors, codecs, losses, metric_name
                   threads: int | None = None, bar=None, conditions=None) -> list[tuple[list, list, dict]]:
     """Match every image in ``paths``; per image ``(manifest rows, detail rows, cost)``.
 
-    Builds its own conditions, so it runs unchanged in a worker process (``threads`` then caps torch's
-    threads so that the workers do not oversubscribe the cores)."""
+    Builds its own conditions, so it runs unchanged in a worker process (``threads``, if given, sets
+    torch's thread count there)."""
     import torch
     from lossarena.data.images import load_image, save_image
 
@@ -97,9 +97,10 @@ def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",)
                 metrics=("psnr",), device: str = "auto", progress: bool = True, jobs: int = 1) -> Path:
     """Write rate-matched stimuli and ``manifest.csv`` into ``out``; returns the manifest path.
 
-    ``jobs`` > 1 matches the images in that many worker processes (one torch thread each on the CPU;
-    on a multi-GPU machine worker k uses ``cuda:k``); the files written are the same as with one job,
-    in the same order.
+    ``jobs`` > 1 matches the images in that many worker processes (on a multi-GPU machine worker k uses
+    ``cuda:k``); the files written are the same as with one job, in the same order (workers keep
+    torch's default thread count: results computed with another thread count may differ in the last
+    bits).
     """
     import concurrent.futures as cf
     import multiprocessing as mp
@@ -141,7 +142,7 @@ def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",)
         with cf.ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
             futs = {pool.submit(_match_images, [paths[i]], *args,
                                 f"cuda:{k % gpus}" if gpus else ("cpu" if device == "auto" else device),
-                                threads=None if gpus else 1): i
+                                threads=None): i
                     for k, i in enumerate(range(len(paths)))}
             for f in tqdm(cf.as_completed(futs), total=len(futs), desc="match", disable=not progress,
                           dynamic_ncols=True):

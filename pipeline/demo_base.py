@@ -117,11 +117,15 @@ def pack(ckpt: str | Path, out: str | Path = BASE_FILE) -> Path:
         ``out``.
     """
     import torch
-    from lossarena.codecs.model import read_checkpoint
+    from lossarena.codecs.model import build_model, read_checkpoint
 
     obj = read_checkpoint(ckpt)
+    arch = obj["config"]["architecture"]
+    # only the learned weights go to fp16; buffers (likelihood lower bounds of 1e-9, GDN pedestals of
+    # 2^-36) would underflow to 0 in fp16 and give zero likelihoods, i.e. infinite estimated bits
+    params = {n for n, _ in build_model(arch["N"], arch["M"]).named_parameters()}
     skip = ("_cdf", "_offset", "_cdf_length", "_quantized_cdf", "scale_table")
-    sd = {k: (v.half() if v.is_floating_point() and not k.endswith("quantiles") else v)
+    sd = {k: (v.half() if v.is_floating_point() and k in params and not k.endswith("quantiles") else v)
           for k, v in obj["state_dict"].items() if not k.endswith(skip)}
     cfg = {k: v for k, v in obj["config"].items() if k != "metric"}
     out = Path(out)

@@ -43,6 +43,10 @@ def test_shipped_base_verifies_its_hash_and_unpacks(tmp_path):
     with torch.no_grad():
         out = model(torch.rand(1, 3, 64, 64))
     assert out["x_hat"].shape == (1, 3, 64, 64)
+    # buffers stay fp32: a likelihood bound of 0 (1e-9 in fp16) gave infinite estimated bits
+    assert float(model.gaussian_conditional.likelihood_lower_bound.bound) == pytest.approx(1e-9)
+    assert float(model.entropy_bottleneck.likelihood_lower_bound.bound) == pytest.approx(1e-9)
+    assert all(torch.isfinite(-torch.log2(v)).all() for v in out["likelihoods"].values())
     bad = tmp_path / "demo_base.pt"
     shutil.copyfile(demo_base.BASE_FILE, bad)
     shutil.copyfile(str(demo_base.BASE_FILE) + ".sha256", str(bad) + ".sha256")
