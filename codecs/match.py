@@ -98,9 +98,9 @@ def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",)
     """Write rate-matched stimuli and ``manifest.csv`` into ``out``; returns the manifest path.
 
     ``jobs`` > 1 matches the images in that many worker processes (on a multi-GPU machine worker k uses
-    ``cuda:k``); the files written are the same as with one job, in the same order (workers keep
-    torch's default thread count: results computed with another thread count may differ in the last
-    bits).
+    ``cuda:k``; CPU workers share the cores, :func:`~lossarena.codecs.evaluate.worker_threads`); the files
+    written are the same as one job run with the same per-process thread count, in the same order
+    (float reductions may differ in the last bit between thread counts).
     """
     import concurrent.futures as cf
     import multiprocessing as mp
@@ -109,7 +109,7 @@ def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",)
     from lossarena.data.images import list_images
     from tqdm import tqdm
 
-    from .evaluate import available_metrics
+    from .evaluate import available_metrics, worker_threads
 
     targets = parse_targets(targets)
     paths = list_images(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
@@ -142,7 +142,7 @@ def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",)
         with cf.ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
             futs = {pool.submit(_match_images, [paths[i]], *args,
                                 f"cuda:{k % gpus}" if gpus else ("cpu" if device == "auto" else device),
-                                threads=None): i
+                                threads=None if gpus else worker_threads(n)): i
                     for k, i in enumerate(range(len(paths)))}
             for f in tqdm(cf.as_completed(futs), total=len(futs), desc="match", disable=not progress,
                           dynamic_ncols=True):

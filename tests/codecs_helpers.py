@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import tempfile
 from pathlib import Path
@@ -95,3 +96,17 @@ def tiny_zoo_config(**over) -> dict:
            "lambdas": {"mse": {"low": 5, "high": 5000}}}
     cfg.update(over)
     return cfg
+
+
+@contextlib.contextmanager
+def threads_as_in_workers(n: int):
+    """Run the body with the torch thread count each of ``n`` CPU worker processes gets, then restore."""
+    import torch
+    from lossarena.codecs.evaluate import worker_threads
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(worker_threads(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

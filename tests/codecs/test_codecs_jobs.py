@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from codecs_helpers import images, require_slurm, tiny_zoo_config
+from codecs_helpers import images, require_slurm, threads_as_in_workers, tiny_zoo_config
 from lossarena.codecs.cli import main as codecs_main
 from lossarena.codecs.executors import get_executor
 from lossarena.codecs.jobs import run_job
@@ -184,7 +184,8 @@ def test_evaluate_parallel_over_checkpoints_equals_serial(tmp_path):
     from lossarena.codecs.evaluate import evaluate
 
     ck = _two_checkpoints()
-    serial = evaluate(ck, images(), tmp_path / "s.csv", metrics=["psnr"], progress=False, device="cpu")
+    with threads_as_in_workers(2):  # the same per-process thread count as each of the two workers
+        serial = evaluate(ck, images(), tmp_path / "s.csv", metrics=["psnr"], progress=False, device="cpu")
     par = evaluate(ck, images(), tmp_path / "p.csv", metrics=["psnr"], progress=False, device="cpu", jobs=2)
     key = ["model", "image"]
     s, p = serial.sort_values(key).reset_index(drop=True), par.sort_values(key).reset_index(drop=True)

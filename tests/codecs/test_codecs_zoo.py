@@ -8,7 +8,7 @@ import functools
 import pandas as pd
 import pytest
 import torch
-from codecs_helpers import images, session_dir
+from codecs_helpers import images, session_dir, threads_as_in_workers
 from lossarena.codecs.cli import main as codecs_main
 from lossarena.codecs.evaluate import evaluate
 from lossarena.codecs.match import MANIFEST_COLUMNS, match_rates
@@ -143,7 +143,8 @@ def test_match_writes_manifest_with_reference_and_providers(tmp_path):
 def test_match_in_two_processes_writes_the_same_files(tmp_path):
     zoo()
     kw = dict(anchors=["jpeg"], codecs=["hyperprior"], metrics=["psnr"], progress=False)
-    one = match_rates(session_dir() / "zoo", images(), "0.3,1.0", tmp_path / "one", **kw)
+    with threads_as_in_workers(2):  # the same per-process thread count as each of the two workers
+        one = match_rates(session_dir() / "zoo", images(), "0.3,1.0", tmp_path / "one", **kw)
     two = match_rates(session_dir() / "zoo", images(), "0.3,1.0", tmp_path / "two", jobs=2, **kw)
     assert one.read_bytes() == two.read_bytes()
     for r in csv.DictReader(open(one)):
