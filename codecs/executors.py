@@ -8,8 +8,12 @@ dependencies are done. ``run(jobs, say) -> {job name: "done" | "failed" | "submi
     ``jobs`` slots in parallel; with ``gpus=[0, 1, ...]`` and ``jobs_per_gpu=K`` there are
     ``len(gpus)·K`` slots and slot ``i`` trains on ``cuda:gpus[i % len(gpus)]`` (several small
     fine-tunes share one large GPU). One slot runs the jobs in this process (also under torchrun, where
-    every rank takes part in every model with one process group); more slots run each job in a child
-    process (``python -m lossarena.codecs.jobrun``).
+    every rank takes part in every model with one process group); with more slots each slot is one
+    long-lived worker process that runs its jobs one after another (a fresh process per job spent ~12 s
+    importing torch and CompressAI — as long as a 60-step demo fine-tune). A job's output goes to
+    ``.jobs/<job>.log``; a job that fails is reported and the others go on; a worker that dies (a crash
+    in native code) fails its job and is replaced. ``python -m lossarena.codecs.jobrun JOB.pkl`` runs one
+    pickled job by hand.
 ``slurm``
     ``submitit``: the bases as one job array, the fine-tunes as a second array with
     ``--dependency=afterok:<bases>``; partition/account/time/GPU options; jobs are ``Checkpointable``
@@ -21,11 +25,10 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import subprocess
-import sys
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from lossarena.errors import InputError
@@ -48,13 +51,13 @@ def _by_name(jobs):
 class LocalExecutor:
     """Runs the DAG on this machine (see the module docstring)."""
 
-    def __init__(self, gpus: list[int] | None = None, jobs_per_gpu: int = 1, jobs: int | None = None,
-                 python: str | None = None):
+    def __init__(self, gpus: list[int] | None = None, jobs_per_gpu: int = 1, jobs: int | None = None):
         if jobs_per_gpu < 1:
             raise InputError(f"--jobs-per-gpu must be >= 1, got {jobs_per_gpu}")
         self.gpus = list(gpus or [])
         self.slots = len(self.gpus) * jobs_per_gpu if self.gpus else max(1, int(jobs or 1))
-        self.python = python or sys.executable
+        self._workers: dict[int, ProcessPoolExecutor] = {}
+        self._workers_lock = threading.Lock()
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and self.slots > 1:
             raise InputError("codecs zoo under torchrun runs one model at a time with every rank; for parallel "
                              "jobs run it without torchrun (--executor local --gpus ...) or use --executor slurm")
@@ -72,6 +75,16 @@ class LocalExecutor:
                 run_job(j, say=say)
                 states[j.name] = "done"
             return states
+        try:
+            return self._run_slots(jobs, states, say)
+        finally:
+            for w in self._workers.values():
+                w.shutdown(wait=True, cancel_futures=True)
+            self._workers.clear()
+
+    def _run_slots(self, jobs, states: dict, say) -> dict:
+        from .jobs import write_status
+
         free = list(range(self.slots))
         lock = threading.Lock()
         pending = list(jobs)
@@ -101,6 +114,17 @@ class LocalExecutor:
                     say(f"{'done' if rc == 0 else 'FAILED'}: {j.name}" + (f" ({tail})" if rc else ""))
         return states
 
+    def _worker(self, slot: int) -> ProcessPoolExecutor:
+        """The slot's long-lived worker process (started on first use, or again after it died)."""
+        import multiprocessing as mp
+
+        with self._workers_lock:
+            w = self._workers.get(slot)
+            if w is None:
+                w = self._workers[slot] = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"),
+                                                              initializer=_worker_init)
+            return w
+
     def _child(self, job, slot: int):
         import dataclasses
 
@@ -114,14 +138,53 @@ class LocalExecutor:
         job = type(job)(job.name, dataclasses.replace(cfg, progress=False), list(job.deps))
         d = Path(job.ckpt).parent / JOBS_DIR if job.kind == "finetune" else Path(job.ckpt).parent.parent / JOBS_DIR
         d.mkdir(parents=True, exist_ok=True)
-        spec = d / (job.name.replace("/", "__") + ".job.pkl")
-        spec.write_bytes(pickle.dumps(job))
-        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK",
-                                                                "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
-        r = subprocess.run([self.python, "-m", "lossarena.codecs.jobrun", str(spec)], env=env,
-                           capture_output=True, text=True)
-        tail = (r.stderr or "").strip().splitlines()[-1:] if r.returncode else []
-        return r.returncode, (tail[0] if tail else "")
+        stem = job.name.replace("/", "__")
+        (d / f"{stem}.job.pkl").write_bytes(pickle.dumps(job))  # for `python -m lossarena.codecs.jobrun`
+        logfile = d / f"{stem}.log"
+        try:
+            return self._worker(slot).submit(_run_in_worker, job, str(logfile)).result()
+        except BrokenProcessPool:
+            with self._workers_lock:
+                w = self._workers.pop(slot, None)
+            if w is not None:
+                w.shutdown(wait=False)
+            return 1, f"its worker process died (a crash in native code?); output in {logfile}"
+
+
+def _worker_init() -> None:
+    """A slot worker is one job at a time on this machine, never a rank of a torchrun group."""
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        os.environ.pop(k, None)
+
+
+def _run_in_worker(job, logfile: str) -> tuple[int, str]:
+    """Run one job in a slot worker; ``(exit code, one line)`` as ``jobrun`` would give (0, 2, 3 or 1).
+
+    The job's log and anything it prints go to ``logfile``; an exception fails this job only."""
+    import contextlib
+
+    from lossarena.errors import LossarenaError
+
+    from .jobs import run_job
+
+    root = logging.getLogger()
+    with open(logfile, "w", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        handler = logging.StreamHandler(f)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        level = root.level
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            run_job(job)
+            return 0, ""
+        except LossarenaError as e:
+            return e.exit_code, f"{job.name}: {e}"
+        except Exception as e:  # noqa: BLE001 - one failed job must not stop the others
+            log.debug("job %s failed", job.name, exc_info=True)
+            return 1, f"{type(e).__name__}: {e}"[:500]
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
 
 
 EXECUTORS.add("local", LocalExecutor)

@@ -39,6 +39,7 @@ def stage_images(ctx, d: Path) -> dict:
     for f in files:
         if not (ev / f.name).exists():
             shutil.copyfile(f, ev / f.name)
+    _keep_only(ev, {f.name for f in files})  # a folder left by a run with more images must not leak in
     train = d / "train"
     tfiles = training_images(train)
     if ctx.train_dir is not None:
@@ -47,12 +48,20 @@ def stage_images(ctx, d: Path) -> dict:
             if not dst.exists():
                 shutil.copyfile(f, dst)
             tfiles.append(dst)
+    _keep_only(train, {f.name for f in tfiles})
     clash = {f.stem for f in files} & {f.stem for f in tfiles}
     if clash:
         raise ValueError(f"expected training images disjoint from the evaluation images, got both: {sorted(clash)}")
     return {"source": label, "n": len(files), "dir": str(ev), "train_dir": str(train), "n_train": len(tfiles),
             "train_source": "scikit-image and matplotlib bundled photographs"
                             + (f" + {ctx.train_dir}" if ctx.train_dir else "")}
+
+
+def _keep_only(folder: Path, names: set[str]) -> None:
+    """Delete the files in ``folder`` whose names are not in ``names`` (sub-folders are left alone)."""
+    for f in folder.iterdir():
+        if f.is_file() and f.name not in names:
+            f.unlink()
 
 
 def _eval_dir(ctx) -> Path:

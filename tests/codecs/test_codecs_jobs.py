@@ -72,6 +72,30 @@ def test_local_executor_runs_jobs_in_parallel_children(tmp_path, capsys):
     assert "3 done" in text and "base/mse-medium" in text
 
 
+@pytest.mark.slow
+def test_local_executor_slot_workers_outlive_a_failed_job(tmp_path):
+    """Slot workers are long-lived processes: a failing job is reported with its exit code and one line,
+    its output lands in .jobs/<job>.log, and the same workers go on with the other jobs."""
+    import dataclasses
+
+    from lossarena.codecs.jobs import ZooJob
+
+    jobs, _ = plan_zoo(tiny_zoo_config(), tmp_path / "zoo", images(), device="cpu")
+    base = next(j for j in jobs if j.kind == "base")
+    fts = [j for j in jobs if j.kind == "finetune"]
+    orphan = ZooJob("orphan", dataclasses.replace(fts[0].config, init=str(tmp_path / "missing.pt"),
+                                                  out=str(tmp_path / "zoo" / "orphan.pt")), [base.name])
+    ex = get_executor("local", jobs=2)
+    said: list[str] = []
+    states = ex.run([orphan, base, *fts], say=said.append)
+    assert states["orphan"] == "failed" and all(states[j.name] == "done" for j in [base, *fts])
+    line = next(s for s in said if "orphan" in s)
+    assert line.startswith("FAILED: orphan") and "missing.pt" in line and "does not exist" in line
+    assert (tmp_path / "zoo" / ".jobs" / "orphan.log").is_file()
+    assert "step" in (tmp_path / "zoo" / ".jobs" / f"{fts[0].name}.log").read_text()  # the job's own log
+    assert ex._workers == {}  # the workers were shut down with the run
+
+
 def _jobcomp_records() -> list[dict]:
     conf = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
     m = re.search(r"JobCompLoc\s*=\s*(\S+)", conf)

@@ -28,3 +28,23 @@ def test_fallback_evaluation_images_are_disjoint_from_the_base_training_set(tmp_
     for p in files:  # crops to multiples of 64 (the codecs' stride)
         w, h = Image.open(p).size
         assert w % 64 == 0 and h % 64 == 0
+
+
+def test_images_stage_keeps_only_this_runs_images(tmp_path):
+    """A run with fewer images than the last one must not evaluate the leftovers (found timing the demo:
+    a 4-image profile evaluated 6 images left by an earlier run)."""
+    from lossarena.pipeline.demo import Ctx
+    from lossarena.pipeline.stages import stage_images
+
+    src = tmp_path / "mine"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(src / f"own{k}.png")
+    d = tmp_path / "out" / "images"
+    info = stage_images(Ctx(out=tmp_path / "out", profile={}, images_dir=src, n_images=3), d)
+    assert info["n"] == 3 and len(list((d / "eval").glob("*.png"))) == 3
+    (d / "train" / "user_stale.png").write_bytes(b"x")
+    stage_images(Ctx(out=tmp_path / "out", profile={}, images_dir=src, n_images=2), d)
+    assert sorted(p.name for p in (d / "eval").iterdir()) == ["own0.png", "own1.png"]
+    assert not (d / "train" / "user_stale.png").exists()
