@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--losses", help="only these zoo losses")
     m.add_argument("--metrics", default="psnr", help="metric columns in the manifest ('' for none, 'all')")
     m.add_argument("--jobs", type=int, default=1, help="images matched in N processes (one per GPU on GPUs)")
+    m.add_argument("--max-rate-error", type=float, default=None, metavar="F",
+                   help="leave a condition out of a target's rows when its real bpp misses the target by more "
+                        "than F (relative, e.g. 0.15); default: keep every nearest encoding")
     add_device_argument(m)
 
     k = sub.add_parser("calibrate", help="per-metric λ grid from RD slopes (see docs/codecs.md)")
@@ -285,7 +288,7 @@ def _run(args) -> int:
             metrics = metric_names()
         p = match_rates(args.zoo, args.images, args.targets, args.out, anchors=_csv(args.anchors) or [],
                         codecs=codecs, losses=_csv(args.losses), metrics=metrics, device=args.device,
-                        jobs=args.jobs)
+                        jobs=args.jobs, max_rate_error=args.max_rate_error)
         print(f"wrote {p}")
         return 0
     if args.cmd == "calibrate":

@@ -93,9 +93,44 @@ def _match_images(paths, zoo, targets, out, anchors, codecs, losses, metric_name
     return results
 
 
+def rate_error(bpp: float, target: float) -> float:
+    """Relative miss of a target bitrate: ``(bpp - target) / target``."""
+    return (float(bpp) - float(target)) / float(target)
+
+
+def _leave_out_misses(rows: list[dict], details: list[dict], limit: float) -> tuple[list[dict], list[dict]]:
+    """Drop the manifest rows whose real bpp misses its target by more than ``limit``; mark them in the
+    details and name them in the log (grouped by condition)."""
+    kept, out = [], {}
+    for r in rows:
+        if r["condition"] != REFERENCE and abs(rate_error(r["bpp"], r["target_bpp"])) > limit:
+            out[(r["content"], r["condition"], r["target_bpp"])] = rate_error(r["bpp"], r["target_bpp"])
+        else:
+            kept.append(r)
+    for d in details:
+        e = out.get((d["content"], d["condition"], d["target_bpp"]))
+        if e is not None:
+            meta = json.loads(d["details"])
+            meta["left_out"] = f"rate error {e:+.1%} > ±{limit:.0%}"
+            d["details"] = json.dumps(meta, sort_keys=True)
+    by_cond: dict[str, list[str]] = {}
+    for (content, cond, t), e in out.items():
+        by_cond.setdefault(cond, []).append(f"{content}@{t:g} ({e:+.0%})")
+    for cond, where in by_cond.items():
+        log.warning("match: %s left out at %d image×target(s) — its nearest encoding misses by more than ±%.0f%%: %s",
+                    cond, len(where), 100 * limit, ", ".join(where))
+    return kept, details
+
+
 def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",), losses=None,
-                metrics=("psnr",), device: str = "auto", progress: bool = True, jobs: int = 1) -> Path:
+                metrics=("psnr",), device: str = "auto", progress: bool = True, jobs: int = 1,
+                max_rate_error: float | None = None) -> Path:
     """Write rate-matched stimuli and ``manifest.csv`` into ``out``; returns the manifest path.
+
+    ``max_rate_error`` (relative, e.g. 0.15): a condition whose nearest encoding misses a target by more
+    than that is left out of that target's manifest rows (a codec that cannot reach a rate must not be
+    compared there at another rate); ``match_details.csv`` keeps it with ``"left_out"`` in its details
+    and the log names every one. ``None`` keeps every nearest encoding.
 
     ``jobs`` > 1 matches the images in that many worker processes (on a multi-GPU machine worker k uses
     ``cuda:k``; CPU workers share the cores, :func:`~lossarena.codecs.evaluate.worker_threads`); the files
@@ -112,6 +147,8 @@ def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",)
     from .evaluate import available_metrics, worker_threads
 
     targets = parse_targets(targets)
+    if max_rate_error is not None and not (0 < float(max_rate_error) < 10):
+        raise InputError(f"--max-rate-error: expected a relative error in (0, 10), got {max_rate_error}")
     paths = list_images(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
     conditions = _conditions(zoo, anchors, codecs, losses, device)
     if not conditions:
@@ -156,6 +193,8 @@ def match_rates(zoo, images, targets, out, *, anchors=(), codecs=("hyperprior",)
             cost[k] = cost.get(k, 0) + v
     if cost:
         log.info("rate matching cost: %s", ", ".join(f"{k} {v:g}" for k, v in cost.items()))
+    if max_rate_error is not None:
+        rows, details = _leave_out_misses(rows, details, float(max_rate_error))
     manifest = out / "manifest.csv"
     with open(manifest, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS + metric_names)

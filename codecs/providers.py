@@ -267,14 +267,50 @@ CLASSICAL = {
 
 
 class ClassicalCondition(Condition):
-    def __init__(self, codec: ClassicalCodec, iterations: int = 14):
+    """A classical codec at the parameter whose real bitrate is nearest a target.
+
+    Integer parameters (JPEG, AVIF quality) are bisected to adjacent values. Continuous ones (JPEG 2000's
+    target PSNR, JPEG XL's log-distance) are searched by false position on log(bpp) with the Illinois
+    modification, stopping within ``rtol`` of the target: 4–6 encodes where 14 bisection steps took 16
+    (measured on Kodak at 0.3–0.45 bpp). Either way the encoding nearest the target among those tried wins.
+    """
+
+    def __init__(self, codec: ClassicalCodec, iterations: int = 14, rtol: float = 0.002):
         self.name = codec.name
         self.codec = codec
         self.iterations = iterations
+        self.rtol = rtol
 
     def _at(self, a: np.ndarray, p: float, pixels: int) -> tuple[float, bytes]:
         b = bytes(self.codec.encode(a, p))
         return len(b) * 8 / pixels, b
+
+    def _false_position(self, at, lo: float, hi: float, target: float) -> None:
+        """Illinois false position on g(p) = log bpp(p) - log target inside [lo, hi] (rate rises with p)."""
+        def g(p):
+            return math.log(max(at(p), 1e-12) / target)
+
+        glo, ghi = g(lo), g(hi)
+        if glo >= 0 or ghi <= 0:  # the target is outside what the codec reaches: the nearest end wins
+            return
+        side = 0
+        for _ in range(self.iterations):
+            p = hi - ghi * (hi - lo) / (ghi - glo)
+            if not lo < p < hi:  # rounding at a collapsed bracket
+                p = (lo + hi) / 2
+            gp = g(p)
+            if abs(gp) <= math.log1p(self.rtol):
+                return
+            if gp > 0:
+                hi, ghi = p, gp
+                if side == 1:
+                    glo /= 2
+                side = 1
+            else:
+                lo, glo = p, gp
+                if side == -1:
+                    ghi /= 2
+                side = -1
 
     def encode(self, x: torch.Tensor, target_bpp: float) -> Encoded:
         from lossarena.data.images import to_uint8
@@ -292,14 +328,17 @@ class ClassicalCondition(Condition):
 
         at(lo)
         at(hi)
-        for _ in range(self.iterations):  # bisection: rate is (nearly) monotonic in the parameter
-            if self.codec.integer and hi - lo <= 1:
-                break
-            mid = (lo + hi) / 2
-            if at(mid) < target_bpp:
-                lo = mid
-            else:
-                hi = mid
+        if self.codec.integer:
+            for _ in range(self.iterations):  # bisection: rate is (nearly) monotonic in the parameter
+                if hi - lo <= 1:
+                    break
+                mid = (lo + hi) / 2
+                if at(mid) < target_bpp:
+                    lo = mid
+                else:
+                    hi = mid
+        else:
+            self._false_position(at, lo, hi, target_bpp)
         p, (bpp, b) = min(tried.items(), key=lambda kv: (abs(kv[1][0] - target_bpp), kv[1][0]))
         dec = np.asarray(self.codec.decode(b))
         if dec.ndim == 2:

@@ -290,15 +290,25 @@ def stage_stimuli(ctx, d: Path) -> dict:
     codecs = ("hyperprior", "roi") if (ctx.out / "zoo" / "roi" / "roi.pt").exists() else ("hyperprior",)
     manifest = match_rates(ctx.out / "zoo", _eval_dir(ctx), targets, d, anchors=tuple(ctx.p("stimuli", "anchors")),
                            codecs=codecs, metrics=("psnr",), progress=False,
-                           jobs=_workers())
+                           jobs=_workers(), max_rate_error=ctx.p("stimuli", "max_rate_error"))
     m = pd.read_csv(manifest)
+    det = pd.read_csv(d / "match_details.csv")
+    left = det[det["details"].str.contains('"left_out"', regex=False)]
     piv = m[m["condition"] != "reference"].pivot_table(index="condition", columns="target_bpp", values="bpp",
                                                       aggfunc="mean")
     body = (f"<p>Targets (bpp): {', '.join(f'{t:g}' for t in targets)}; {m['content'].nunique()} images, "
             f"{m['condition'].nunique() - 1} conditions. Each cell is the mean real bitrate of the encodings "
             "chosen for a target: close to the target across a column means the comparison is rate-fair.</p>"
             + piv.to_html(float_format=lambda v: f"{v:.3f}", border=0))
-    return {"html": body, "csv": "stimuli/manifest.csv", "targets": targets}
+    if len(left):
+        lim = float(ctx.p("stimuli", "max_rate_error"))
+        where = "; ".join(f"<b>{escape(str(c))}</b> at {', '.join(f'{t:g}' for t in sorted(g['target_bpp'].unique()))} bpp "
+                          f"({len(g)} image×target, real {g['bpp'].min():.3f}–{g['bpp'].max():.3f} bpp)"
+                          for c, g in left.groupby("condition"))
+        body += (f"<p class='note'>Left out of the study where the codec cannot reach the target within ±{lim:.0%} "
+                 f"(comparing it there would compare bitrates, not losses): {where}.</p>")
+    return {"html": body, "csv": "stimuli/manifest.csv", "targets": targets,
+            "left_out": sorted({f"{c}@{t:g}" for c, t in zip(left["condition"], left["target_bpp"])})}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -140,6 +140,42 @@ def test_match_writes_manifest_with_reference_and_providers(tmp_path):
         match_rates(None, images(), "0.25", tmp_path / "x", codecs=["hyperprior"], progress=False)
 
 
+class CappedCodec:
+    """A provider whose codec cannot go above 0.35 bpp (as the demo's small ROI codec at its top rate)."""
+
+    name = "capped"
+
+    def conditions(self, zoo=None, **_):
+        class C(Condition):
+            name = "capped"
+
+            def encode(self, x, target_bpp):
+                return Encoded(min(target_bpp, 0.35), (x * 0.9).clamp(0, 1), {"capped": True})
+
+        return [C()]
+
+
+def test_match_leaves_out_a_condition_that_misses_the_target(tmp_path, caplog):
+    if "capped" not in CODECS:
+        CODECS.add("capped", CappedCodec())
+    kw = dict(anchors=["jpeg"], codecs=["capped"], metrics=[], progress=False)
+    keep = match_rates(None, images(), "0.3,1.0", tmp_path / "keep", **kw)
+    assert {(r["condition"], r["target_bpp"]) for r in csv.DictReader(open(keep))} >= {("capped", "1")}
+    with caplog.at_level("WARNING"):
+        m = match_rates(None, images(), "0.3,1.0", tmp_path / "cut", max_rate_error=0.15, **kw)
+    rows = list(csv.DictReader(open(m)))
+    n_img = len(list_images(images()))
+    assert not [r for r in rows if r["condition"] == "capped" and r["target_bpp"] == "1"]
+    assert len([r for r in rows if r["condition"] == "capped"]) == n_img  # kept at 0.3 (it reaches 0.3)
+    assert len([r for r in rows if r["condition"] == "jpeg"]) == 2 * n_img  # JPEG reaches both
+    details = list(csv.DictReader(open(tmp_path / "cut" / "match_details.csv")))
+    left = [d for d in details if "left_out" in d["details"]]
+    assert len(left) == n_img and all(d["condition"] == "capped" and "-65.0%" in d["details"] for d in left)
+    assert "capped left out" in caplog.text
+    with pytest.raises(InputError, match="max-rate-error"):
+        match_rates(None, images(), "0.3", tmp_path / "x", max_rate_error=-1, **kw)
+
+
 def test_match_in_two_processes_writes_the_same_files(tmp_path):
     zoo()
     kw = dict(anchors=["jpeg"], codecs=["hyperprior"], metrics=["psnr"], progress=False)
