@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -20,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def cross_metric_table(summary: pd.DataFrame, metrics: list[str], higher_is_better: dict[str, bool],
-                       anchor: str = "mse") -> pd.DataFrame:
+                       anchor: str = "mse", caveats: list[tuple[str, str, str]] | None = None) -> pd.DataFrame:
     """BD-metric of every loss's models against the ``anchor`` loss's models, per metric.
 
     Parameters
@@ -34,6 +36,9 @@ def cross_metric_table(summary: pd.DataFrame, metrics: list[str], higher_is_bett
         Direction per metric.
     anchor : str
         The reference loss (default ``mse``).
+    caveats : list, optional
+        Receives ``(loss, metric, message)`` for every Bjøntegaard warning (non-monotonic curve, small
+        overlap) instead of the warning being logged per cell; the caller shows them once.
 
     Returns
     -------
@@ -61,13 +66,34 @@ def cross_metric_table(summary: pd.DataFrame, metrics: list[str], higher_is_bett
             if not hi > lo:
                 continue
             try:
-                d = bd_metric(ref["bpp"], ref[m], g["bpp"], g[m], method="pchip")
+                with _bd_warnings_to(caveats, loss, m):
+                    d = bd_metric(ref["bpp"], ref[m], g["bpp"], g[m], method="pchip")
             except (ValueError, ArithmeticError) as e:
                 log.debug("no BD-metric for %s on %s: %s", loss, m, e)
                 continue
             row[m] = float(d) if higher_is_better[m] else -float(d)
         rows[loss] = row
     return pd.DataFrame.from_dict(rows, orient="index", columns=metrics)
+
+
+@contextlib.contextmanager
+def _bd_warnings_to(caveats: list | None, loss: str, metric: str):
+    """Collect the BD module's warnings into ``caveats`` (and keep them out of the log) when given."""
+    if caveats is None:
+        yield
+        return
+    from lossarena.codecs.bdrate import BDWarning
+
+    bd_log = logging.getLogger("lossarena.codecs.bdrate")
+    level = bd_log.level
+    bd_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always", BDWarning)
+            yield
+        caveats.extend((loss, metric, str(w.message)) for w in got if issubclass(w.category, BDWarning))
+    finally:
+        bd_log.setLevel(level)
 
 
 def own_column_check(table: pd.DataFrame) -> pd.DataFrame:

@@ -187,7 +187,8 @@ def stage_zoo(ctx, d: Path) -> dict:
         [c for c in summ.columns if c not in ("model", "loss", "level", "lmbda", "step", "bpp", "bpp_est",
                                                 "seconds_enc", "seconds_dec")]
     hib = {m: not get_metric(m).lower_better for m in metric_cols}
-    cross = cross_metric_table(summ, metric_cols, hib)
+    caveats: list[tuple[str, str, str]] = []
+    cross = cross_metric_table(summ, metric_cols, hib, caveats=caveats)
     cross.to_csv(d / "cross_metric.csv")
     own = own_column_check(cross)
     own.to_csv(d / "own_column.csv", index=False)
@@ -210,12 +211,32 @@ def stage_zoo(ctx, d: Path) -> dict:
         "otherwise). A loss that shapes its model wins its own column.</p>",
         _table(cross, 3, index=True),
         _own_column_prose(own),
+        _bd_caveats(caveats, int(cross.notna().to_numpy().sum())),
         "<h3>Models (means over the evaluation images)</h3>", _table(table),
     ]
     body += [note(f"skipped loss {escape(k)}: {escape(v)}") for k, v in res["skipped"].items()]
     return {"html": "".join(body), "csv": "zoo/results.csv", "skipped_losses": res["skipped"],
             "models": [str(m) for m in ckpts], "base_psnr": base_psnr, "base_bpp": base_bpp, "base": base,
             "goal_met": goal, "own_column": own.to_dict(orient="records")}
+
+
+def _bd_caveats(caveats: list[tuple[str, str, str]], n_cells: int) -> str:
+    """One note with the Bjøntegaard warnings of the cross-metric table: each kind once, with an example
+    message and the cells it concerns ("all" when every computed cell)."""
+    if not caveats:
+        return ""
+    kinds: dict[str, tuple[str, set[str]]] = {}
+    for loss, metric, msg in caveats:
+        kind = msg.split(" (")[0].split(":")[0] if "not monotonic" in msg else \
+            "overlap" if "overlap" in msg else msg
+        example, cells = kinds.setdefault(kind, (msg, set()))
+        cells.add(f"{loss}/{metric}")
+    parts = []
+    for example, cells in kinds.values():
+        where = f"all {n_cells} cells" if len(cells) >= n_cells else ", ".join(sorted(cells))
+        example = example.replace("curve A", "the MSE curve").replace("curve B", "the loss's curve")
+        parts.append(f"{escape(example)} — {escape(where)}")
+    return note("Bjøntegaard caveats (the cells are computed anyway; read them with care): " + "; ".join(parts) + ".")
 
 
 def _own_column_prose(own) -> str:

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -93,6 +94,23 @@ def test_cross_metric_table_signs_and_own_column():
     assert t.loc["gmsd", "gmsd"] == pytest.approx(0.005, abs=1e-6)  # lower-is-better: positive = better
     own = own_column_check(t).set_index("metric")
     assert own.loc["ssim", "own_wins"] and own.loc["gmsd", "own_wins"]
+
+
+def test_cross_metric_table_collects_bd_caveats_instead_of_warning(recwarn, caplog):
+    """The demo's output must carry no warning text: BD caveats are collected and shown once on the page."""
+    from lossarena.pipeline.stages import _bd_caveats
+
+    rows = [{"loss": "mse", "bpp": b, "psnr": p} for b, p in ((0.1, 25), (0.2, 27), (0.25, 26.5), (0.4, 30))]
+    rows += [{"loss": "ssim", "bpp": b, "psnr": p} for b, p in ((0.15, 25), (0.3, 28), (0.6, 31))]
+    caveats: list = []
+    t = cross_metric_table(pd.DataFrame(rows), ["psnr"], {"psnr": True}, caveats=caveats)
+    assert np.isfinite(t.loc["ssim", "psnr"])
+    assert not [w for w in recwarn if "BDWarning" in w.category.__name__] and "monotonic" not in caplog.text
+    assert {c[:2] for c in caveats} == {("ssim", "psnr")} and any("not monotonic" in c[2] for c in caveats)
+    html = _bd_caveats(caveats, 1)
+    assert "the MSE curve: the metric is not monotonic" in html and "all 1 cells" in html
+    with pytest.warns(UserWarning, match="not monotonic"):  # without a list the module's warning stands
+        cross_metric_table(pd.DataFrame(rows), ["psnr"], {"psnr": True})
 
 
 def test_truth_vs_recovered_and_answer():
