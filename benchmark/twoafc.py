@@ -168,10 +168,10 @@ def _score_all(df: pd.DataFrame, scorers: list[Scorer], images_dir: Path, cfg: T
     n_rows = len(df)
     pref = {s.name: np.full(n_rows, np.nan) for s in scorers}
     vals = {s.name: (np.full(n_rows, np.nan), np.full(n_rows, np.nan)) for s in scorers}
-    bar = tqdm(triplet_batches(df, cache, cfg.batch_size) if scorers else [], total=-(-n_rows // cfg.batch_size),
-               desc="2afc", unit="batch", disable=not cfg.progress or not scorers, file=sys.stderr)
+    # progress in triplets: batches end where the image size changes, so their number is not known up front
+    bar = tqdm(total=n_rows, desc="2afc", unit="triplet", disable=not cfg.progress or not scorers, file=sys.stderr)
     memos: dict[str, dict] = {s.name: {} for s in scorers}
-    for idx, ref, a, b in bar:
+    for idx, ref, a, b in triplet_batches(df, cache, cfg.batch_size) if scorers else []:
         for s in list(scorers):
             try:
                 if s.values is not None:
@@ -195,6 +195,8 @@ def _score_all(df: pd.DataFrame, scorers: list[Scorer], images_dir: Path, cfg: T
                 continue
             scorers.remove(s)
             pref.pop(s.name), vals.pop(s.name)
+        bar.update(len(idx))
+    bar.close()
     return pref, vals
 
 
