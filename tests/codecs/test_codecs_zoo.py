@@ -97,17 +97,21 @@ def test_classical_anchor_bisection_hits_target():
         assert float((enc.x_hat - x).pow(2).mean()) < 0.01
 
 
-class FakeRoi:
-    """A provider registered from outside, as the ROI codec does."""
+class FakeProvider:
+    """A provider registered from outside, as the ROI codec does: one condition ``condition`` whose
+    encoding of a target has the bitrate ``rate(target)`` (the pixels are a fixed darkening)."""
 
-    name = "fake-roi"
+    def __init__(self, name: str, condition: str, rate=lambda t: t):
+        self.name, self.condition, self.rate = name, condition, rate
 
     def conditions(self, zoo=None, **_):
+        outer = self
+
         class C(Condition):
-            name = "roi"
+            name = outer.condition
 
             def encode(self, x, target_bpp):
-                return Encoded(target_bpp, (x * 0.9).clamp(0, 1), {"fake": True})
+                return Encoded(outer.rate(target_bpp), (x * 0.9).clamp(0, 1), {"fake": True})
 
         return [C()]
 
@@ -115,7 +119,7 @@ class FakeRoi:
 def test_match_writes_manifest_with_reference_and_providers(tmp_path):
     zoo()
     if "fake-roi" not in CODECS:
-        CODECS.add("fake-roi", FakeRoi())
+        CODECS.add("fake-roi", FakeProvider("fake-roi", "roi"))
     out = tmp_path / "STIMULI"
     manifest = match_rates(session_dir() / "zoo", images(), "0.3,1.0", out, anchors=["jpeg"],
                            codecs=["hyperprior", "fake-roi"], metrics=["psnr"], progress=False)
@@ -140,24 +144,10 @@ def test_match_writes_manifest_with_reference_and_providers(tmp_path):
         match_rates(None, images(), "0.25", tmp_path / "x", codecs=["hyperprior"], progress=False)
 
 
-class CappedCodec:
-    """A provider whose codec cannot go above 0.35 bpp (as the demo's small ROI codec at its top rate)."""
-
-    name = "capped"
-
-    def conditions(self, zoo=None, **_):
-        class C(Condition):
-            name = "capped"
-
-            def encode(self, x, target_bpp):
-                return Encoded(min(target_bpp, 0.35), (x * 0.9).clamp(0, 1), {"capped": True})
-
-        return [C()]
-
-
 def test_match_leaves_out_a_condition_that_misses_the_target(tmp_path, caplog):
     if "capped" not in CODECS:
-        CODECS.add("capped", CappedCodec())
+        # a codec that cannot go above 0.35 bpp (as the demo's small ROI codec at its top rate)
+        CODECS.add("capped", FakeProvider("capped", "capped", lambda t: min(t, 0.35)))
     kw = dict(anchors=["jpeg"], codecs=["capped"], metrics=[], progress=False)
     keep = match_rates(None, images(), "0.3,1.0", tmp_path / "keep", **kw)
     assert {(r["condition"], r["target_bpp"]) for r in csv.DictReader(open(keep))} >= {("capped", "1")}
