@@ -63,9 +63,17 @@ class LocalExecutor:
                              "jobs run it without torchrun (--executor local --gpus ...) or use --executor slurm")
 
     def run(self, jobs, say=log.info) -> dict:
+        jobs = list(jobs)
+        names = {j.name for j in jobs}
+        # a dependency outside this run (a base trained before) counts as done; run_job refuses the job
+        # if the checkpoint it starts from is in fact missing
+        outside = {d for j in jobs for d in j.deps if d not in names}
+        states = self._run(jobs, {d: "done" for d in outside}, say)
+        return {k: v for k, v in states.items() if k not in outside}
+
+    def _run(self, jobs, states: dict, say) -> dict:
         from .jobs import run_job, write_status
 
-        states: dict[str, str] = {}
         if self.slots == 1:
             for j in jobs:
                 if any(states.get(d) != "done" for d in j.deps):
@@ -103,6 +111,10 @@ class LocalExecutor:
                         write_status(j, "queued")
                         running[pool.submit(self._child, j, slot)] = (j, slot)
                 if not running:
+                    for j in pending:  # nothing runs and nothing can start: a dependency cycle
+                        states[j.name] = "failed"
+                        write_status(j, "failed", error="its dependencies can never finish (a cycle)")
+                    pending.clear()
                     continue
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for f in done:

@@ -96,6 +96,23 @@ def test_local_executor_slot_workers_outlive_a_failed_job(tmp_path):
     assert ex._workers == {}  # the workers were shut down with the run
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("slots", [1, 2])
+def test_local_executor_runs_finetunes_whose_base_was_trained_before(tmp_path, slots):
+    """A dependency outside the run counts as done (it used to make the parallel executor spin forever);
+    a job whose base is in fact missing fails with its own error."""
+    jobs, _ = plan_zoo(tiny_zoo_config(), tmp_path / "zoo", images(), device="cpu")
+    base = next(j for j in jobs if j.kind == "base")
+    fts = [j for j in jobs if j.kind == "finetune"]
+    with pytest.raises(InputError, match="does not exist"):
+        get_executor("local", jobs=slots).run(fts[:1], say=lambda s: None) if slots == 1 else run_job(fts[0])
+    if slots == 2:
+        assert get_executor("local", jobs=2).run(fts[:1], say=lambda s: None) == {fts[0].name: "failed"}
+    assert run_job(base) == "trained"
+    states = get_executor("local", jobs=slots).run(fts, say=lambda s: None)
+    assert states == {j.name: "done" for j in fts}
+
+
 def _jobcomp_records() -> list[dict]:
     conf = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
     m = re.search(r"JobCompLoc\s*=\s*(\S+)", conf)
