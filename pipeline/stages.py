@@ -552,4 +552,5 @@ def stage_plan(ctx, d: Path) -> dict:
                      "condition pairs the report's test separates; right: width of each condition's 95% CI. The "
                      "vertical line marks the count needed.")
             + f"<pre>{escape(res.summary())}</pre>")
-    return {"html": body, "csv": "plan/plan.csv", "required": n, "ran": ran}
+    return {"html": body, "csv": "plan/plan.csv", "required": n, "ran": ran,
+            "max_participants": res.settings["max_participants"], "target_ci": target}

@@ -56,11 +56,22 @@ def _trust_section(ctx) -> list[str]:
                      f"{b.get('truth_rank') or 'n/a'} of the metrics (top: {escape(b.get('top_metric', ''))}).</li>")
     if p:
         req = p["required"]
-        items.append(f"<li><b>Participants</b>: this design needs {req.get('adjacent') or 'more than the searched range'}"
-                     f" participants to separate adjacent conditions (80% power); the demo ran {p['ran']}.</li>")
+        beyond = f"more than {p['max_participants']}" if p.get("max_participants") else "more than the searched range of"
+        items.append(f"<li><b>Participants</b>: this design needs {req.get('adjacent') or beyond} participants to "
+                     f"separate adjacent conditions (80% power) and {req.get('ci') or beyond} for 95% CIs narrower "
+                     f"than {p.get('target_ci', '?')} JOD; the demo ran {p['ran']}.</li>")
     if not items:
         return []
     return ["<h2>How far to trust it</h2>", "<ul>" + "".join(items) + "</ul>"]
+
+
+def _time_note(ctx) -> str:
+    """The stages' own times summed (a re-run of some stages keeps the others' times), and this run's."""
+    stage_s = sum(float(v) for k, v in ctx.timings.items() if k != "total" and v is not None)
+    if not stage_s:
+        return ""
+    this = ctx.timings.get("total")
+    return (f"; stages {stage_s:.0f} s" + (f" (this run {this:.0f} s)" if this is not None and this < stage_s - 1 else ""))
 
 
 def write_index(ctx, stages) -> Path:
@@ -69,7 +80,7 @@ def write_index(ctx, stages) -> Path:
     parts = [note(f"profile: {escape(ctx.profile.get('name'))}; evaluation images: {escape(imgs.get('source', '?'))}; "
                   f"training images: {escape(imgs.get('train_source', '?'))}; seed {ctx.seed}; generated "
                   f"{time.strftime('%Y-%m-%d %H:%M:%S')}"
-                  + (f"; {ctx.timings['total']:.0f} s" if ctx.timings.get("total") else ""))]
+                  + _time_note(ctx))]
     parts += _answer_section(ctx)
     parts += _trust_section(ctx)
     parts.append("<h2>The evidence, stage by stage</h2>")
